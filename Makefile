@@ -24,11 +24,11 @@ $(STAMP_PY): requirements.lock pyproject.toml
 	touch $@
 
 $(STAMP_NPM): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: setup
-	ape run demo
+	ape run demo --verbosity WARNING
 
 deploy: setup
 	ape run deploy

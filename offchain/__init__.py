@@ -1,0 +1,1 @@
+"""Agent L2: the off-chain half (chain wrappers, L2 node, agents)."""

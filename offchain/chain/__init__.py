@@ -1,0 +1,1 @@
+"""Typed access to our L1 contracts: deployments and call helpers."""

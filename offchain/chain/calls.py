@@ -1,0 +1,58 @@
+"""Sending transactions and reading views with errors translated to our exception tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ape.api import ReceiptAPI
+from ape.contracts import ContractInstance
+from ape.exceptions import ApeException, ContractLogicError, ConversionError
+from eth_abi.exceptions import EncodingError
+
+from offchain.errors import ContractReverted, EventNotFound, InvalidInput, TransactionFailed
+
+
+def _name(contract: ContractInstance) -> str:
+    return contract.contract_type.name or str(contract.address)
+
+
+def _reason(exc: ContractLogicError) -> str | None:
+    message = exc.revert_message
+    if not message or message == "Transaction failed.":
+        return None
+    return message
+
+
+def transact(contract: ContractInstance, function: str, *args: Any, sender: Any) -> ReceiptAPI:
+    """Sends `contract.function(*args)` from `sender`; a revert raises `ContractReverted`."""
+    try:
+        receipt = getattr(contract, function)(*args, sender=sender)
+    except ContractLogicError as exc:
+        raise ContractReverted(_name(contract), function, _reason(exc)) from None
+    except (ConversionError, EncodingError, OverflowError, TypeError) as exc:
+        raise InvalidInput(f"{_name(contract)}.{function}: bad argument: {exc}") from None
+    except ApeException as exc:
+        raise TransactionFailed(_name(contract), function, str(exc)) from None
+    if receipt.failed:
+        raise ContractReverted(_name(contract), function, None)
+    return receipt
+
+
+def view(contract: ContractInstance, function: str, *args: Any) -> Any:
+    """Calls a view; a revert raises `ContractReverted`."""
+    try:
+        return getattr(contract, function)(*args)
+    except ContractLogicError as exc:
+        raise ContractReverted(_name(contract), function, _reason(exc)) from None
+    except (ConversionError, EncodingError, OverflowError, TypeError) as exc:
+        raise InvalidInput(f"{_name(contract)}.{function}: bad argument: {exc}") from None
+    except ApeException as exc:
+        raise TransactionFailed(_name(contract), function, str(exc)) from None
+
+
+def event(receipt: ReceiptAPI, contract: ContractInstance, name: str) -> Any:
+    """The first `name` event that `contract` emitted in `receipt`."""
+    for log in receipt.decode_logs(getattr(contract, name)):
+        if log.contract_address == contract.address:
+            return log
+    raise EventNotFound(f"{_name(contract)} emitted no {name} event in {receipt.txn_hash}")

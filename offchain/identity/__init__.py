@@ -1,0 +1,1 @@
+"""ERC-8004: agent registration files and the registries' client."""
