@@ -31,7 +31,9 @@ def _service_file(kind: str, port: int) -> RegistrationFile:
         image=f"http://127.0.0.1:{port}/avatar.png",
         services=[
             Service(name="web", endpoint=f"http://127.0.0.1:{port}/{kind}"),
-            Service(name="A2A", endpoint=f"http://127.0.0.1:{port}/.well-known/agent-card.json", version="0.3.0"),
+            Service(
+                name="A2A", endpoint=f"http://127.0.0.1:{port}/.well-known/agent-card.json", version="0.3.0"
+            ),
         ],
         x402Support=True,
         supportedTrust=["reputation", "crypto-economic"],
@@ -50,7 +52,9 @@ def _consumer_file(index: int) -> RegistrationFile:
 @ape_cli_context()
 @click.option("--services", default=3, show_default=True, type=click.IntRange(1, len(SERVICE_KINDS)))
 @click.option("--consumers", default=3, show_default=True, type=click.IntRange(1, 4))
-@click.option("--ratings", default=4, show_default=True, type=click.IntRange(1, 50), help="Per consumer and service.")
+@click.option(
+    "--ratings", default=4, show_default=True, type=click.IntRange(1, 50), help="Per consumer and service."
+)
 @click.option("--seed", default=7, show_default=True, type=int)
 def cli(cli_ctx, services, consumers, ratings, seed):
     console = Console(width=110) if not Console().is_terminal else Console()
@@ -82,7 +86,9 @@ def cli(cli_ctx, services, consumers, ratings, seed):
             agents.append((agent_id, f"consumer-{i}", "consumer"))
             progress.advance(task)
 
-        progress.update(task, description="Consumers rating services", total=services * consumers * ratings, completed=0)
+        progress.update(
+            task, description="Consumers rating services", total=services * consumers * ratings, completed=0
+        )
         quality = {agent_id: rng.uniform(60, 98) for agent_id, _, role in agents if role == "service"}
         for consumer in consumer_owners:
             for agent_id, _, role in agents:
@@ -93,7 +99,11 @@ def cli(cli_ctx, services, consumers, ratings, seed):
                     # Mixed precision on purpose: whole points, or hundredths of a point.
                     decimals = rng.choice((0, 2))
                     registries.give_feedback(
-                        consumer, agent_id, round(score * 10**decimals), decimals, tag1="quality",
+                        consumer,
+                        agent_id,
+                        round(score * 10**decimals),
+                        decimals,
+                        tag1="quality",
                         endpoint=registries.registration_file(agent_id).services[0].endpoint,
                     )
                     progress.advance(task)
@@ -109,7 +119,9 @@ def cli(cli_ctx, services, consumers, ratings, seed):
     raters = [str(a.address) for a in consumer_owners]
     table = Table(title="ERC-8004 agents on this chain")
     for column in ("agentId", "name", "role", "owner", "feedback", "mean rating", "validation"):
-        table.add_column(column, justify="right" if column in ("agentId", "feedback", "mean rating") else "left")
+        table.add_column(
+            column, justify="right" if column in ("agentId", "feedback", "mean rating") else "left"
+        )
     for agent_id, name, role in agents:
         summary = registries.summary(agent_id, raters, tag1="quality")
         validations, average = registries.validation_summary(agent_id)

@@ -53,7 +53,9 @@ def save_deployment(deployment: Deployment, folder: Path | None = None) -> Path:
     return path
 
 
-def load_deployment(network: str | None = None, folder: Path | None = None, check_code: bool = True) -> Deployment:
+def load_deployment(
+    network: str | None = None, folder: Path | None = None, check_code: bool = True
+) -> Deployment:
     """Reads the deployments of `network` (default: the connected one) and checks them."""
     path = deployment_path(network, folder)
     if not path.exists():

@@ -69,7 +69,9 @@ class ValidationStatus(BaseModel):
 class Erc8004:
     """The three registries of one deployment."""
 
-    def __init__(self, identity: ContractInstance, reputation: ContractInstance, validation: ContractInstance):
+    def __init__(
+        self, identity: ContractInstance, reputation: ContractInstance, validation: ContractInstance
+    ):
         self.identity = identity
         self.reputation = reputation
         self.validation = validation
@@ -247,9 +249,17 @@ class Erc8004:
         transact(self.reputation, "revokeFeedback", agent_id, index, sender=client)
 
     def respond_to_feedback(
-        self, responder: Any, agent_id: int, client: str, index: int, uri: str, response_hash: bytes = ZERO_HASH
+        self,
+        responder: Any,
+        agent_id: int,
+        client: str,
+        index: int,
+        uri: str,
+        response_hash: bytes = ZERO_HASH,
     ) -> None:
-        transact(self.reputation, "appendResponse", agent_id, client, index, uri, response_hash, sender=responder)
+        transact(
+            self.reputation, "appendResponse", agent_id, client, index, uri, response_hash, sender=responder
+        )
 
     def read_feedback(self, agent_id: int, client: str, index: int) -> Feedback:
         value, decimals, tag1, tag2, revoked = view(self.reputation, "readFeedback", agent_id, client, index)
@@ -279,7 +289,9 @@ class Erc8004:
     def request_validation(self, owner: Any, agent_id: int, validator: str, request_uri: str) -> bytes:
         """Asks `validator` to validate the agent; returns the request hash."""
         request_hash = bytes(view(self.validation, "computeRequestHash", validator, agent_id, request_uri))
-        transact(self.validation, "validationRequest", validator, agent_id, request_uri, request_hash, sender=owner)
+        transact(
+            self.validation, "validationRequest", validator, agent_id, request_uri, request_hash, sender=owner
+        )
         return request_hash
 
     def respond_validation(
@@ -316,7 +328,9 @@ class Erc8004:
             last_update=last_update,
         )
 
-    def validation_summary(self, agent_id: int, validators: list[str] | None = None, tag: str = "") -> tuple[int, int]:
+    def validation_summary(
+        self, agent_id: int, validators: list[str] | None = None, tag: str = ""
+    ) -> tuple[int, int]:
         """(answered requests counted, their mean score)."""
         count, average = view(self.validation, "getSummary", agent_id, validators or [], tag)
         return int(count), int(average)

@@ -138,7 +138,9 @@ def test_set_metadata__by_owner__stores_and_emits(identity, alice, agent_id):
     receipt = identity.setMetadata(agent_id, "skills", b"weather,geo", sender=alice)
     assert identity.getMetadata(agent_id, "skills") == b"weather,geo"
     (log,) = _logs(receipt, identity, "MetadataSet")
-    assert log.agentId == agent_id and log.metadataKey == "skills" and bytes(log.metadataValue) == b"weather,geo"
+    assert (
+        log.agentId == agent_id and log.metadataKey == "skills" and bytes(log.metadataValue) == b"weather,geo"
+    )
 
 
 def test_set_metadata__by_stranger__fails(identity, mallory, agent_id):
@@ -190,7 +192,9 @@ def test_set_agent_wallet__eoa_proof__sets_and_emits(registries, identity, chain
     assert log.metadataKey == "agentWallet" and bytes(log.metadataValue) == bytes.fromhex(wallet[2:])
 
 
-def test_set_agent_wallet__erc1271_wallet__accepted(project, registries, identity, chain, alice, bob, agent_id):
+def test_set_agent_wallet__erc1271_wallet__accepted(
+    project, registries, identity, chain, alice, bob, agent_id
+):
     smart_wallet = bob.deploy(project.erc1271_wallet_mock, bob.address)
     deadline = chain.pending_timestamp + 120
     digest = registries.agent_wallet_digest(agent_id, smart_wallet.address, alice.address, deadline)
@@ -219,14 +223,18 @@ def test_set_agent_wallet__wrong_signer__fails(registries, identity, chain, alic
 
 
 def test_set_agent_wallet__expired__fails(registries, identity, chain, alice, bob, agent_id):
-    wallet, deadline, signature, _ = _proof(registries, chain, agent_id, bob.private_key, alice.address, delay=5)
+    wallet, deadline, signature, _ = _proof(
+        registries, chain, agent_id, bob.private_key, alice.address, delay=5
+    )
     chain.pending_timestamp = deadline + 1
     with ape.reverts("identity: proof expired"):
         identity.setAgentWallet(agent_id, wallet, deadline, signature, sender=alice)
 
 
 def test_set_agent_wallet__deadline_too_far__fails(registries, identity, chain, alice, bob, agent_id):
-    wallet, deadline, signature, _ = _proof(registries, chain, agent_id, bob.private_key, alice.address, delay=3600)
+    wallet, deadline, signature, _ = _proof(
+        registries, chain, agent_id, bob.private_key, alice.address, delay=3600
+    )
     with ape.reverts("identity: deadline too far"):
         identity.setAgentWallet(agent_id, wallet, deadline, signature, sender=alice)
 
@@ -242,7 +250,9 @@ def test_set_agent_wallet__by_stranger__fails(registries, identity, chain, alice
         identity.setAgentWallet(agent_id, wallet, deadline, signature, sender=mallory)
 
 
-def test_set_agent_wallet__replay_after_transfer__fails(registries, identity, chain, alice, bob, carol, agent_id):
+def test_set_agent_wallet__replay_after_transfer__fails(
+    registries, identity, chain, alice, bob, carol, agent_id
+):
     wallet, deadline, signature, _ = _proof(registries, chain, agent_id, bob.private_key, alice.address)
     identity.setAgentWallet(agent_id, wallet, deadline, signature, sender=alice)
     identity.transferFrom(alice, carol, agent_id, sender=alice)

@@ -32,7 +32,11 @@ def test_give_feedback__stores_entry_and_emits(reputation, agent_id, bob):
     (log,) = receipt.decode_logs(reputation.NewFeedback)
     assert log.agentId == agent_id and log.clientAddress == bob and log.feedbackIndex == 1
     assert (log.value, log.valueDecimals, log.tag1, log.tag2) == (-1234, 2, "quality", "fast")
-    assert (log.endpoint, log.feedbackURI, bytes(log.feedbackHash)) == ("https://svc.example/api", "ipfs://fb", HASH)
+    assert (log.endpoint, log.feedbackURI, bytes(log.feedbackHash)) == (
+        "https://svc.example/api",
+        "ipfs://fb",
+        HASH,
+    )
     assert reputation.readFeedback(agent_id, bob, 1) == (-1234, 2, "quality", "fast", False)
     assert reputation.getLastIndex(agent_id, bob) == 1
     assert reputation.getClients(agent_id) == [bob]
@@ -277,7 +281,9 @@ def test_clients_page_and_bounds(reputation, chain, agent_id, bob, carol):
     with ape.reverts("reputation: bad page size"):
         reputation.getClientsPage(agent_id, 0, reputation.MAX_PAGE() + 1)
     # An agent with more clients than one page: the unpaged read refuses instead of running out of gas.
-    set_storage(chain, reputation.address, solidity_mapping_slot(agent_id, CLIENTS_SLOT), reputation.MAX_PAGE() + 1)
+    set_storage(
+        chain, reputation.address, solidity_mapping_slot(agent_id, CLIENTS_SLOT), reputation.MAX_PAGE() + 1
+    )
     with ape.reverts("reputation: too many clients, use getClientsPage"):
         reputation.getClients(agent_id)
     with ape.reverts("reputation: too many addresses"):

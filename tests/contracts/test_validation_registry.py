@@ -42,7 +42,9 @@ def test_validation_request__hash_binds_validator_agent_and_uri(validation, agen
     assert bytes(validation.computeRequestHash(validator, agent_id, URI)) == expected
 
 
-def test_validation_request__by_operator__succeeds(identity, validation, agent_id, alice, operator, validator):
+def test_validation_request__by_operator__succeeds(
+    identity, validation, agent_id, alice, operator, validator
+):
     identity.setApprovalForAll(operator, True, sender=alice)
     _request(validation, agent_id, operator, validator)
     assert len(validation.getAgentValidations(agent_id)) == 1
@@ -105,10 +107,17 @@ def test_validation_request__limit_per_agent__fails(chain, validation, agent_id,
 
 def test_validation_response__records_and_emits(chain, validation, agent_id, alice, validator):
     request_hash, _ = _request(validation, agent_id, alice, validator)
-    receipt = validation.validationResponse(request_hash, 95, "ipfs://evidence", HASH, "tee", sender=validator)
+    receipt = validation.validationResponse(
+        request_hash, 95, "ipfs://evidence", HASH, "tee", sender=validator
+    )
     (log,) = receipt.decode_logs(validation.ValidationResponse)
     assert (log.validatorAddress, log.agentId, bytes(log.requestHash)) == (validator, agent_id, request_hash)
-    assert (log.response, log.responseURI, bytes(log.responseHash), log.tag) == (95, "ipfs://evidence", HASH, "tee")
+    assert (log.response, log.responseURI, bytes(log.responseHash), log.tag) == (
+        95,
+        "ipfs://evidence",
+        HASH,
+        "tee",
+    )
     timestamp = chain.blocks.head.timestamp
     assert validation.getValidationStatus(request_hash) == (validator, agent_id, 95, HASH, "tee", timestamp)
 

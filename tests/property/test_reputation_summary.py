@@ -31,7 +31,9 @@ def _trunc_div(a: int, b: int) -> int:
     return q if (a >= 0) == (b > 0) else -q
 
 
-def model_summary(entries: list[Entry], query: list[int], tag1: str, tag2: str) -> tuple[int, int, int] | None:
+def model_summary(
+    entries: list[Entry], query: list[int], tag1: str, tag2: str
+) -> tuple[int, int, int] | None:
     """ERC-8004 getSummary as our registry defines it (see ReputationRegistry's NatSpec).
 
     None where the mean does not fit int128 (the registry reverts).
@@ -82,7 +84,15 @@ def test_get_summary__matches_python_model(
         for entry in entries:
             client = clients[entry.client]
             reputation.giveFeedback(
-                agent_id, entry.value, entry.decimals, entry.tag1, entry.tag2, "", "", b"\x00" * 32, sender=client
+                agent_id,
+                entry.value,
+                entry.decimals,
+                entry.tag1,
+                entry.tag2,
+                "",
+                "",
+                b"\x00" * 32,
+                sender=client,
             )
             indexes[entry.client] = indexes.get(entry.client, 0) + 1
             positions.append(indexes[entry.client])

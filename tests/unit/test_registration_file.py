@@ -51,7 +51,11 @@ def test_with_registration__replaces_the_same_registry():
 
 
 def test_legacy_endpoints_name_is_read_as_services():
-    legacy = {"type": REGISTRATION_TYPE, "name": "old", "endpoints": [{"name": "web", "endpoint": "https://x"}]}
+    legacy = {
+        "type": REGISTRATION_TYPE,
+        "name": "old",
+        "endpoints": [{"name": "web", "endpoint": "https://x"}],
+    }
     file = RegistrationFile.from_json(json.dumps(legacy))
     assert file.service("WEB").endpoint == "https://x"
     assert "endpoints" not in json.loads(file.to_json())
@@ -65,10 +69,21 @@ def test_legacy_endpoints_name_is_read_as_services():
         (json.dumps({"name": ""}), "name"),
         (json.dumps({"name": "a", "type": "https://other"}), "type"),
         (json.dumps({"name": "a", "services": [{"name": "web"}]}), "services.0.endpoint"),
-        (json.dumps({"name": "a", "registrations": [{"agentId": 1, "agentRegistry": "0xabc"}]}), "agentRegistry"),
+        (
+            json.dumps({"name": "a", "registrations": [{"agentId": 1, "agentRegistry": "0xabc"}]}),
+            "agentRegistry",
+        ),
         (json.dumps({"name": "a", "registrations": [{"agentId": -1, "agentRegistry": "x"}]}), "agentId"),
     ],
-    ids=["garbage", "array", "empty-name", "wrong-type", "service-no-endpoint", "bad-registry", "negative-id"],
+    ids=[
+        "garbage",
+        "array",
+        "empty-name",
+        "wrong-type",
+        "service-no-endpoint",
+        "bad-registry",
+        "negative-id",
+    ],
 )
 def test_from_json__malformed__raises_readable_error(text, message):
     with pytest.raises(RegistrationFileError, match=message):
@@ -77,7 +92,11 @@ def test_from_json__malformed__raises_readable_error(text, message):
 
 @pytest.mark.parametrize(
     "uri",
-    ["https://agents.example/a.json", DATA_URI_PREFIX + "!!!not-base64", DATA_URI_PREFIX + base64.b64encode(b"{").decode()],
+    [
+        "https://agents.example/a.json",
+        DATA_URI_PREFIX + "!!!not-base64",
+        DATA_URI_PREFIX + base64.b64encode(b"{").decode(),
+    ],
     ids=["not-data-uri", "bad-base64", "bad-json"],
 )
 def test_from_data_uri__malformed__raises(uri):
