@@ -3,7 +3,7 @@
 Deploys IdentityRegistry, ReputationRegistry and ValidationRegistry on a fresh local anvil chain
 (ape-foundry starts and stops it), sends each write call once from the test accounts and records
 its gasUsed: the whole transaction, the 21k base included. The inputs follow those of the reference
-measurement in /work/shared/reference/erc8004.md section 6 (a 66-byte URI for register(uri),
+measurement in shared/reference/erc8004.md section 6, the team's notes (a 66-byte URI for register(uri),
 a 32-byte value for setMetadata, ...); each row's inputs are also written to the JSON report.
 
 Prints a table (ours, reference 2.0.0, ratio, verdict) and how many of the issue's goal operations
@@ -36,7 +36,7 @@ NETWORK = "ethereum:local:foundry"
 REPORT = Path(__file__).resolve().parents[1] / "reports" / "bench" / "erc8004_gas.json"
 REFERENCE_NOTE = (
     "Reference: ERC-8004 contracts 2.0.0 (solc 0.8.24, viaIR, 200 runs) measured on py-evm (PragueVM) "
-    "through an ERC-1967 proxy (/work/shared/reference/erc8004.md section 6); ours: this repo's "
+    "through an ERC-1967 proxy (shared/reference/erc8004.md section 6, the team's notes); ours: this repo's "
     "contracts on anvil, no proxy. Both are gasUsed including the 21k base."
 )
 

@@ -309,3 +309,53 @@ def test_erc165_and_eip712_domain(identity, chain):
         chain.chain_id,
         identity.address,
     )
+
+
+# -- ERC-721 functions inherited from OpenZeppelin (their reverts are its custom errors) ----------
+
+
+def test_erc721__reads_of_unknown_agent__fail(identity):
+    with ape.reverts(identity.ERC721NonexistentToken, tokenId=10**9):
+        identity.ownerOf(10**9)
+    with ape.reverts(identity.ERC721NonexistentToken, tokenId=10**9):
+        identity.tokenURI(10**9)
+    with ape.reverts(identity.ERC721NonexistentToken, tokenId=10**9):
+        identity.getApproved(10**9)
+
+
+def test_erc721__balance_of_zero__fails(identity):
+    with ape.reverts(identity.ERC721InvalidOwner, owner=ZERO):
+        identity.balanceOf(ZERO)
+
+
+def test_erc721__transfer_by_stranger__fails(identity, alice, mallory, agent_id):
+    with ape.reverts(identity.ERC721InsufficientApproval, operator=mallory, tokenId=agent_id):
+        identity.transferFrom(alice, mallory, agent_id, sender=mallory)
+    assert identity.ownerOf(agent_id) == alice
+
+
+def test_erc721__approve_by_stranger__fails(identity, mallory, agent_id):
+    with ape.reverts(identity.ERC721InvalidApprover, approver=mallory):
+        identity.approve(mallory, agent_id, sender=mallory)
+
+
+def test_erc721__operator_zero__fails(identity, alice):
+    with ape.reverts(identity.ERC721InvalidOperator, operator=ZERO):
+        identity.setApprovalForAll(ZERO, True, sender=alice)
+
+
+def test_erc721__safe_transfer_to_non_receiver__fails(identity, reputation, alice, agent_id):
+    with ape.reverts(identity.ERC721InvalidReceiver, receiver=reputation.address):
+        identity.safeTransferFrom(alice, reputation.address, agent_id, sender=alice)
+    assert identity.ownerOf(agent_id) == alice
+
+
+def test_erc721__approvals_and_transfer_emit(identity, alice, carol, operator, agent_id):
+    receipt = identity.approve(carol, agent_id, sender=alice)
+    (log,) = receipt.decode_logs(identity.Approval)
+    assert (log.owner, log.approved, log.tokenId) == (alice, carol, agent_id)
+    receipt = identity.setApprovalForAll(operator, True, sender=alice)
+    (log,) = receipt.decode_logs(identity.ApprovalForAll)
+    assert (log.owner, log.operator, log.approved) == (alice, operator, True)
+    identity.safeTransferFrom(alice, carol, agent_id, sender=operator)
+    assert identity.ownerOf(agent_id) == carol and identity.balanceOf(carol) >= 1
