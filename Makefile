@@ -12,6 +12,8 @@ STAMP_NPM := node_modules/.installed
 # py-solc-x finds our solc bridge (tools/solcx) through SOLCX_BINARY_PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
+# pydantic-settings warns about a field of ape-solidity's config on every start; it is harmless.
+export PYTHONWARNINGS := ignore:::pydantic_settings.sources.utils
 
 .PHONY: setup demo test lint bench deploy clean
 

@@ -1,0 +1,36 @@
+"""The ape run entry points, run as a user runs them (each on its own fresh anvil chain)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ape_run(*args: str, deployments: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AGENTL2_DEPLOYMENTS_DIR": str(deployments), "PYTHONWARNINGS": "ignore"}
+    ape = Path(sys.executable).with_name("ape")
+    return subprocess.run(
+        [str(ape), "run", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_deploy__records_the_registries(tmp_path):
+    result = _ape_run("deploy", "--network", "ethereum:local:foundry", deployments=tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    record = json.loads((tmp_path / "ethereum_local.json").read_text())
+    assert record["chain_id"] == 31337 and record["network"] == "ethereum:local"
+    assert set(record["contracts"]) == {"IdentityRegistry", "ReputationRegistry", "ValidationRegistry"}
+    assert len(set(record["contracts"].values())) == 3
+
+
+def test_demo__registers_rates_and_prints_the_table(tmp_path):
+    result = _ape_run("demo", "--services", "2", "--consumers", "1", "--ratings", "2", deployments=tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "weather-agent" in result.stdout and "translate-agent" in result.stdout
+    assert "consumer-0" in result.stdout
+    assert (tmp_path / "ethereum_local.json").exists()
