@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ape.api import ReceiptAPI
@@ -16,23 +18,26 @@ def _name(contract: ContractInstance) -> str:
     return contract.contract_type.name or str(contract.address)
 
 
-def _reason(exc: ContractLogicError) -> str | None:
-    message = exc.revert_message
-    if not message or message == "Transaction failed.":
-        return None
-    return message
-
-
-def transact(contract: ContractInstance, function: str, *args: Any, sender: Any) -> ReceiptAPI:
-    """Sends `contract.function(*args)` from `sender`; a revert raises `ContractReverted`."""
+@contextmanager
+def _translated(contract: ContractInstance, function: str) -> Iterator[None]:
+    """Turns ape/web3 errors of one call into ours, with the contract's revert reason."""
     try:
-        receipt = getattr(contract, function)(*args, sender=sender)
+        yield
     except ContractLogicError as exc:
-        raise ContractReverted(_name(contract), function, _reason(exc)) from None
+        reason = exc.revert_message
+        if not reason or reason == "Transaction failed.":
+            reason = None
+        raise ContractReverted(_name(contract), function, reason) from None
     except (ConversionError, EncodingError, OverflowError, TypeError) as exc:
         raise InvalidInput(f"{_name(contract)}.{function}: bad argument: {exc}") from None
     except ApeException as exc:
         raise TransactionFailed(_name(contract), function, str(exc)) from None
+
+
+def transact(contract: ContractInstance, function: str, *args: Any, sender: Any) -> ReceiptAPI:
+    """Sends `contract.function(*args)` from `sender`; a revert raises `ContractReverted`."""
+    with _translated(contract, function):
+        receipt = getattr(contract, function)(*args, sender=sender)
     if receipt.failed:
         raise ContractReverted(_name(contract), function, None)
     return receipt
@@ -40,14 +45,8 @@ def transact(contract: ContractInstance, function: str, *args: Any, sender: Any)
 
 def view(contract: ContractInstance, function: str, *args: Any) -> Any:
     """Calls a view; a revert raises `ContractReverted`."""
-    try:
+    with _translated(contract, function):
         return getattr(contract, function)(*args)
-    except ContractLogicError as exc:
-        raise ContractReverted(_name(contract), function, _reason(exc)) from None
-    except (ConversionError, EncodingError, OverflowError, TypeError) as exc:
-        raise InvalidInput(f"{_name(contract)}.{function}: bad argument: {exc}") from None
-    except ApeException as exc:
-        raise TransactionFailed(_name(contract), function, str(exc)) from None
 
 
 def event(receipt: ReceiptAPI, contract: ContractInstance, name: str) -> Any:
