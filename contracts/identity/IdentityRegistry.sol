@@ -7,6 +7,7 @@ import {ERC721URIStorage} from "@openzeppelin/contracts/token/ERC721/extensions/
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
 // Libraries
+import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Utils.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 
 /// @title IdentityRegistry
@@ -79,6 +80,7 @@ contract IdentityRegistry is ERC721URIStorage, EIP712 {
     /// @return agentId The new agent's id.
     function register() external returns (uint256 agentId) {
         agentId = _register("");
+        _checkReceiver(agentId);
     }
 
     /// @notice Registers a new agent owned by the caller.
@@ -86,6 +88,7 @@ contract IdentityRegistry is ERC721URIStorage, EIP712 {
     /// @return agentId The new agent's id.
     function register(string calldata agentURI) external returns (uint256 agentId) {
         agentId = _register(agentURI);
+        _checkReceiver(agentId);
     }
 
     /// @notice Registers a new agent owned by the caller, with metadata entries.
@@ -101,6 +104,7 @@ contract IdentityRegistry is ERC721URIStorage, EIP712 {
         for (uint256 i; i < metadata.length; ++i) {
             _setMetadata(agentId, metadata[i].metadataKey, metadata[i].metadataValue);
         }
+        _checkReceiver(agentId);
     }
 
     /// @notice Points an agent at a new registration file.
@@ -208,11 +212,19 @@ contract IdentityRegistry is ERC721URIStorage, EIP712 {
     function _register(string memory agentURI) private returns (uint256 agentId) {
         require(bytes(agentURI).length <= MAX_URI_BYTES, "identity: uri too long");
         agentId = _nextAgentId++;
-        // Mint first so that Transfer precedes Registered, as in the reference.
-        _safeMint(msg.sender, agentId);
+        // Mint first so that Transfer precedes Registered, as in the reference. The receiver
+        // hook of a contract caller runs only once the agent is complete (`_checkReceiver`):
+        // were it called here, it could move the agent away before its wallet and metadata
+        // are written.
+        _mint(msg.sender, agentId);
         if (bytes(agentURI).length != 0) _setTokenURI(agentId, agentURI);
         emit Registered(agentId, agentURI, msg.sender);
         _setWallet(agentId, msg.sender);
+    }
+
+    /// @dev ERC-721 safe-mint semantics, run last: a contract caller must accept the agent.
+    function _checkReceiver(uint256 agentId) private {
+        ERC721Utils.checkOnERC721Received(msg.sender, address(0), msg.sender, agentId, "");
     }
 
     function _setMetadata(uint256 agentId, string calldata key, bytes calldata value) private {

@@ -278,6 +278,8 @@ contract ReputationRegistry {
     }
 
     /// @notice All feedback from the given clients (all the agent's clients if the list is empty).
+    /// @dev Scans at most MAX_SCAN_PER_QUERY entries: past that, page with `getClientsPage` and
+    ///      pass the clients page by page.
     /// @param agentId The agent.
     /// @param clientAddresses Clients (at most 100; duplicates count once), or empty.
     /// @param tag1 Only entries with this tag1 ("" for any).
@@ -451,8 +453,10 @@ contract ReputationRegistry {
         }
     }
 
+    /// @dev Every client of the agent; each has at least one entry, so the scan bound
+    ///      (MAX_SCAN_PER_QUERY) that every caller applies bounds this list too.
     function _allClients(uint256 agentId) private view returns (address[] memory) {
-        require(_clients[agentId].length <= MAX_ADDRESSES_PER_QUERY, "reputation: too many addresses");
+        require(_clients[agentId].length <= MAX_SCAN_PER_QUERY, "reputation: query too large");
         return _clients[agentId];
     }
 

@@ -7,7 +7,6 @@ contract's reason. Arguments that cannot even be encoded raise `InvalidInput`.
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +23,14 @@ from offchain.errors import InvalidInput
 from offchain.identity.registration import RegistrationFile
 
 ZERO_HASH = b"\x00" * 32
+
+
+def _as_bytes(value: Any, what: str) -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise InvalidInput(f"{what} must be bytes, not {type(value).__name__}")
+    return bytes(value)
+
+
 CONTRACT_NAMES = ("IdentityRegistry", "ReputationRegistry", "ValidationRegistry")
 
 
@@ -122,7 +129,7 @@ class Erc8004:
         """
         uri = registration.to_data_uri() if isinstance(registration, RegistrationFile) else registration
         if metadata:
-            entries = [(key, bytes(value)) for key, value in metadata.items()]
+            entries = [(key, _as_bytes(value, f"metadata[{key!r}]")) for key, value in metadata.items()]
             receipt = transact(self.identity, "register", uri or "", entries, sender=owner)
         elif uri is not None:
             receipt = transact(self.identity, "register", uri, sender=owner)
@@ -150,7 +157,9 @@ class Erc8004:
         return int(view(self.identity, "agentCount"))
 
     def set_metadata(self, owner: Any, agent_id: int, key: str, value: bytes) -> None:
-        transact(self.identity, "setMetadata", agent_id, key, bytes(value), sender=owner)
+        transact(
+            self.identity, "setMetadata", agent_id, key, _as_bytes(value, "metadata value"), sender=owner
+        )
 
     def get_metadata(self, agent_id: int, key: str) -> bytes:
         return bytes(view(self.identity, "getMetadata", agent_id, key))
@@ -161,6 +170,10 @@ class Erc8004:
 
     def agent_wallet_digest(self, agent_id: int, new_wallet: str, owner: str, deadline: int) -> bytes:
         """The EIP-712 digest a wallet signs to become the agent's wallet (domain read on chain)."""
+        try:
+            new_wallet, owner = to_checksum_address(new_wallet), to_checksum_address(owner)
+        except (ValueError, TypeError):
+            raise InvalidInput(f"not an address: {new_wallet!r} or {owner!r}") from None
         _, name, version, chain_id, verifying_contract, _, _ = view(self.identity, "eip712Domain")
         typed = {
             "types": {
@@ -186,8 +199,8 @@ class Erc8004:
             },
             "message": {
                 "agentId": agent_id,
-                "newWallet": to_checksum_address(new_wallet),
-                "owner": to_checksum_address(owner),
+                "newWallet": new_wallet,
+                "owner": owner,
                 "deadline": deadline,
             },
         }
@@ -205,8 +218,11 @@ class Erc8004:
         """Proves an EOA wallet with its own key and sets it; returns the wallet address."""
         if not 0 < valid_for <= 300:
             raise InvalidInput("valid_for must be 1..300 seconds (the registry accepts at most 5 minutes)")
-        wallet = Account.from_key(wallet_private_key)
-        deadline = max(chain.pending_timestamp, int(time.time())) + valid_for
+        try:
+            wallet = Account.from_key(wallet_private_key)
+        except (ValueError, TypeError):
+            raise InvalidInput("wallet_private_key is not a secp256k1 private key") from None
+        deadline = chain.pending_timestamp + valid_for  # the chain's clock, not ours
         digest = self.agent_wallet_digest(agent_id, wallet.address, str(owner.address), deadline)
         signature = Account.unsafe_sign_hash(digest, wallet_private_key).signature
         self.set_agent_wallet(owner, agent_id, wallet.address, bytes(signature), deadline)

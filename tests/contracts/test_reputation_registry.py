@@ -286,8 +286,19 @@ def test_clients_page_and_bounds(reputation, chain, agent_id, bob, carol):
     )
     with ape.reverts("reputation: too many clients, use getClientsPage"):
         reputation.getClients(agent_id)
-    with ape.reverts("reputation: too many addresses"):
+    # Reads over all clients are bounded by the entries they scan, never by a client count that
+    # anyone can raise with throwaway addresses.
+    assert len(reputation.readAllFeedback(agent_id, [], "", "", True)[0]) == 2
+    set_storage(
+        chain,
+        reputation.address,
+        solidity_mapping_slot(agent_id, CLIENTS_SLOT),
+        reputation.MAX_SCAN_PER_QUERY() + 1,
+    )
+    with ape.reverts("reputation: query too large"):
         reputation.readAllFeedback(agent_id, [], "", "", True)
+    with ape.reverts("reputation: query too large"):
+        reputation.getResponseCount(agent_id, "0x" + "00" * 20, 0, [])
 
 
 def test_get_identity_registry(reputation, identity):

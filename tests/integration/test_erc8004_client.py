@@ -75,11 +75,17 @@ def test_unknown_agent__raises_readable_error(registries):
         registries.agent_uri(10**9)
 
 
-def test_unencodable_argument__raises_invalid_input(registries, agent_id, bob):
+def test_unencodable_argument__raises_invalid_input(registries, agent_id, alice, bob):
     with pytest.raises(InvalidInput):
         registries.give_feedback(bob, agent_id, 2**130)  # not an int128
     with pytest.raises(InvalidInput):
         registries.summary(agent_id, [])
+    with pytest.raises(InvalidInput, match="must be bytes"):
+        registries.set_metadata(alice, agent_id, "k", 5)
+    with pytest.raises(InvalidInput, match="private key"):
+        registries.set_agent_wallet_with_key(alice, agent_id, "0x1234")
+    with pytest.raises(InvalidInput, match="not an address"):
+        registries.agent_wallet_digest(agent_id, "0xnope", alice.address, 1)
 
 
 def test_registration_file_of_a_non_data_uri__raises(registries, agent_id):
