@@ -359,3 +359,23 @@ def test_erc721__approvals_and_transfer_emit(identity, alice, carol, operator, a
     assert (log.owner, log.operator, log.approved) == (alice, operator, True)
     identity.safeTransferFrom(alice, carol, agent_id, sender=operator)
     assert identity.ownerOf(agent_id) == carol and identity.balanceOf(carol) >= 1
+
+
+def test_register__by_contract_that_moves_agent_in_hook__leaves_no_stale_wallet(
+    project, identity, deployer, carol
+):
+    hostile = deployer.deploy(project.hostile_registrant_mock, identity.address, carol.address)
+    hostile.attack(sender=deployer)
+    agent_id = identity.agentCount()
+    # The hook ran after the wallet was written, and the transfer inside it cleared the wallet.
+    assert identity.ownerOf(agent_id) == carol
+    assert identity.getAgentWallet(agent_id) == ZERO
+
+
+def test_register__by_contract_without_receiver__fails(identity, reputation, chain):
+    count = identity.agentCount()
+    chain.set_balance(reputation.address, 10**18)
+    with ape.reverts(identity.ERC721InvalidReceiver):
+        # ReputationRegistry has no onERC721Received: impersonate it to call register().
+        identity.register(sender=ape.accounts[reputation.address])
+    assert identity.agentCount() == count
