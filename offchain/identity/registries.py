@@ -13,12 +13,12 @@ from typing import Any
 from ape import chain, project
 from ape.contracts import ContractInstance
 from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 from pydantic import BaseModel
 
 from offchain.chain.calls import event, transact, view
 from offchain.chain.deployments import Deployment, current_network
+from offchain.chain.eip712 import Eip712Domain, typed_digest
 from offchain.errors import InvalidInput
 from offchain.identity.registration import RegistrationFile
 
@@ -174,38 +174,15 @@ class Erc8004:
             new_wallet, owner = to_checksum_address(new_wallet), to_checksum_address(owner)
         except (ValueError, TypeError):
             raise InvalidInput(f"not an address: {new_wallet!r} or {owner!r}") from None
-        _, name, version, chain_id, verifying_contract, _, _ = view(self.identity, "eip712Domain")
-        typed = {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "AgentWalletSet": [
-                    {"name": "agentId", "type": "uint256"},
-                    {"name": "newWallet", "type": "address"},
-                    {"name": "owner", "type": "address"},
-                    {"name": "deadline", "type": "uint256"},
-                ],
-            },
-            "primaryType": "AgentWalletSet",
-            "domain": {
-                "name": name,
-                "version": version,
-                "chainId": chain_id,
-                "verifyingContract": str(verifying_contract),
-            },
-            "message": {
-                "agentId": agent_id,
-                "newWallet": new_wallet,
-                "owner": owner,
-                "deadline": deadline,
-            },
-        }
-        signable = encode_typed_data(full_message=typed)
-        return keccak(b"\x19" + signable.version + signable.header + signable.body)
+        domain = Eip712Domain.from_eip5267(view(self.identity, "eip712Domain"))
+        fields = [
+            {"name": "agentId", "type": "uint256"},
+            {"name": "newWallet", "type": "address"},
+            {"name": "owner", "type": "address"},
+            {"name": "deadline", "type": "uint256"},
+        ]
+        message = {"agentId": agent_id, "newWallet": new_wallet, "owner": owner, "deadline": deadline}
+        return typed_digest(domain, "AgentWalletSet", fields, message)
 
     def set_agent_wallet(
         self, owner: Any, agent_id: int, new_wallet: str, signature: bytes, deadline: int

@@ -1,0 +1,560 @@
+"""An x402 v2 facilitator for the `exact` scheme on EVM chains, settling EIP-3009 authorizations.
+
+`verify` runs every check of the exact-EVM scheme (terms, recipient, amount, validity window,
+signature by ECDSA or ERC-1271, nonce state, balance, an `eth_call` simulation) and then reserves
+the authorization in the durable store: of concurrent duplicates exactly one verifies.
+`settle` sends the transfer (alone, or batched through the BatchSettler), waits for the receipt
+and checks the token's AuthorizationUsed and Transfer logs. A receipt that does not come in time
+gives `settlement_pending` with the transaction hash; `reconcile` (run at start and in the
+background) finishes such payments later and re-broadcasts stored transactions after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+from pydantic import ValidationError
+from web3 import Web3
+from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound
+
+from offchain.chain.eip712 import Eip712Domain
+from offchain.x402 import abi
+from offchain.x402.eip3009 import TransferAuthorization, recover_signer
+from offchain.x402.models import (
+    EXACT,
+    X402_VERSION,
+    FacilitatorRequest,
+    SettleResponse,
+    SupportedKind,
+    SupportedResponse,
+    VerifyResponse,
+)
+from offchain.x402.store import PaymentRecord, PaymentStore, State, payment_id
+
+# Reasons, as the x402 specification and the reference SDK name them.
+INVALID_VERSION = "invalid_x402_version"
+UNSUPPORTED_SCHEME = "unsupported_scheme"
+INVALID_NETWORK = "invalid_network"
+INVALID_PAYLOAD = "invalid_payload"
+INVALID_REQUIREMENTS = "invalid_payment_requirements"
+UNSUPPORTED_ASSET = "invalid_exact_evm_unsupported_asset"
+MISSING_DOMAIN = "missing_eip712_domain"
+NAME_MISMATCH = "invalid_exact_evm_token_name_mismatch"
+VERSION_MISMATCH = "invalid_exact_evm_token_version_mismatch"
+RECIPIENT_MISMATCH = "invalid_exact_evm_payload_recipient_mismatch"
+VALUE_MISMATCH = "invalid_exact_evm_payload_authorization_value_mismatch"
+VALID_BEFORE = "invalid_exact_evm_payload_authorization_valid_before"
+VALID_AFTER = "invalid_exact_evm_payload_authorization_valid_after"
+BAD_SIGNATURE = "invalid_exact_evm_payload_signature"
+NONCE_USED = "invalid_exact_evm_nonce_already_used"
+INSUFFICIENT_BALANCE = "invalid_exact_evm_insufficient_balance"
+SIMULATION_FAILED = "invalid_exact_evm_transaction_simulation_failed"
+TRANSFER_EVENT_MISMATCH = "invalid_exact_evm_transfer_event_mismatch"
+SETTLEMENT_PENDING = "settlement_pending"
+TRANSACTION_FAILED = "transaction_failed"
+UNEXPECTED_VERIFY = "unexpected_verify_error"
+UNEXPECTED_SETTLE = "unexpected_settle_error"
+
+# validBefore must leave at least this many seconds to get the transaction mined.
+VALID_BEFORE_MARGIN = 6
+
+_REVERT_REASONS = {
+    abi.selector("ERC3009InvalidSignature()"): BAD_SIGNATURE,
+    abi.selector("ECDSAInvalidSignature()"): BAD_SIGNATURE,
+    abi.selector("ECDSAInvalidSignatureLength(uint256)"): BAD_SIGNATURE,
+    abi.selector("ECDSAInvalidSignatureS(bytes32)"): BAD_SIGNATURE,
+    abi.selector("ERC3009UsedAuthorization(address,bytes32)"): NONCE_USED,
+    abi.selector("ERC3009InvalidAuthorizationTime(uint256,uint256)"): VALID_BEFORE,
+    abi.selector("ERC20InsufficientBalance(address,uint256,uint256)"): INSUFFICIENT_BALANCE,
+}
+
+
+def revert_reason(data: bytes) -> str:
+    """The x402 reason for a token revert, from its custom-error selector."""
+    return _REVERT_REASONS.get(bytes(data[:4]), SIMULATION_FAILED)
+
+
+class Rejected(Exception):
+    """A payment that fails a check; `reason` is the x402 reason code."""
+
+    def __init__(self, reason: str, message: str):
+        self.reason = reason
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A token the facilitator settles, with its EIP-712 domain as read on chain."""
+
+    address: str
+    domain: Eip712Domain
+
+
+@dataclass
+class _Batch:
+    """Settle requests waiting for the next BatchSettler transaction."""
+
+    items: list[tuple[PaymentRecord, TransferAuthorization, bytes, threading.Event]] = field(
+        default_factory=list
+    )
+
+
+class Facilitator:
+    """Verifies and settles x402 `exact` payments on one EVM network."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        signer_key: str,
+        store: PaymentStore,
+        assets: list[str],
+        receipt_timeout: float = 30.0,
+        settler: str | None = None,
+        batch_size: int = 0,
+        batch_wait: float = 0.2,
+    ):
+        self.w3 = w3
+        self.signer: LocalAccount = Account.from_key(signer_key)
+        self.store = store
+        self.network = f"eip155:{w3.eth.chain_id}"
+        self.receipt_timeout = receipt_timeout
+        self.assets = {a.lower(): self._load_asset(a) for a in assets}
+        self._send_lock = threading.Lock()  # one signer, one nonce sequence: sends are serialized
+        self._settler = (
+            w3.eth.contract(address=to_checksum_address(settler), abi=abi.SETTLER_ABI) if settler else None
+        )
+        self.batch_size = batch_size if settler else 0
+        self.batch_wait = batch_wait
+        self._batch = _Batch()
+        self._batch_cv = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, reconcile_every: float = 1.0) -> None:
+        """Finishes what a previous run left, then keeps reconciling (and batching) in the background."""
+        self.reconcile()
+        self._spawn(self._reconcile_loop, reconcile_every)
+        if self.batch_size:
+            self._spawn(self._batch_loop)
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._batch_cv:
+            self._batch_cv.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _spawn(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # -- /supported ------------------------------------------------------------------------------
+
+    def supported(self) -> SupportedResponse:
+        return SupportedResponse(
+            kinds=[SupportedKind(x402Version=X402_VERSION, scheme=EXACT, network=self.network)],
+            signers={"eip155:*": [self.signer.address]},
+        )
+
+    # -- /verify ---------------------------------------------------------------------------------
+
+    def verify(self, request: FacilitatorRequest | dict) -> VerifyResponse:
+        payer = None
+        try:
+            request = self._parse(request)
+            auth, _, asset = self._check(request)
+            payer = auth.from_
+            record = self._record(request, auth, asset)
+            if not self.store.reserve(record):
+                raise Rejected(NONCE_USED, "this authorization was already presented")
+            return VerifyResponse(isValid=True, payer=payer)
+        except Rejected as exc:
+            return VerifyResponse(
+                isValid=False, invalidReason=exc.reason, invalidMessage=str(exc), payer=payer
+            )
+        except Exception as exc:  # an RPC failure must still answer in x402's terms
+            return VerifyResponse(
+                isValid=False, invalidReason=UNEXPECTED_VERIFY, invalidMessage=str(exc), payer=payer
+            )
+
+    def _parse(self, request: FacilitatorRequest | dict) -> FacilitatorRequest:
+        if isinstance(request, FacilitatorRequest):
+            return request
+        try:
+            return FacilitatorRequest.model_validate(request)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise Rejected(INVALID_PAYLOAD, f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+    def _check(
+        self, request: FacilitatorRequest, simulate: bool = True
+    ) -> tuple[TransferAuthorization, bytes, Asset]:
+        """Every check of the exact-EVM scheme; returns what settlement needs."""
+        payload, req = request.paymentPayload, request.paymentRequirements
+        if request.x402Version != X402_VERSION or payload.x402Version != X402_VERSION:
+            raise Rejected(INVALID_VERSION, f"only x402 version {X402_VERSION} is supported")
+        if payload.accepted.scheme != EXACT or req.scheme != EXACT:
+            raise Rejected(UNSUPPORTED_SCHEME, "only the exact scheme is supported")
+        if req.network != self.network or payload.accepted.network != self.network:
+            raise Rejected(INVALID_NETWORK, f"this facilitator settles on {self.network} only")
+        if not payload.accepted.same_offer(req):
+            raise Rejected(INVALID_REQUIREMENTS, "the accepted terms differ from the payment requirements")
+        asset = self.assets.get(req.asset.lower())
+        if asset is None:
+            raise Rejected(UNSUPPORTED_ASSET, f"asset {req.asset} is not settled by this facilitator")
+        name, version = req.extra.get("name"), req.extra.get("version")
+        if not name or not version:
+            raise Rejected(
+                MISSING_DOMAIN, "extra.name and extra.version (the token's EIP-712 domain) are required"
+            )
+        if name != asset.domain.name:
+            raise Rejected(NAME_MISMATCH, f"the token's EIP-712 name is {asset.domain.name!r}")
+        if version != asset.domain.version:
+            raise Rejected(VERSION_MISMATCH, f"the token's EIP-712 version is {asset.domain.version!r}")
+        try:
+            auth = TransferAuthorization.model_validate(payload.payload["authorization"])
+            signature = bytes(HexBytes(payload.payload["signature"]))
+        except (KeyError, TypeError, ValueError, ValidationError) as exc:
+            raise Rejected(INVALID_PAYLOAD, f"payload needs authorization and signature: {exc}") from None
+        if auth.to.lower() != req.payTo.lower():
+            raise Rejected(RECIPIENT_MISMATCH, "authorization.to is not payTo")
+        if str(auth.value) != req.amount:
+            raise Rejected(VALUE_MISMATCH, f"authorization.value {auth.value} is not the price {req.amount}")
+        now = self.w3.eth.get_block("latest")["timestamp"]
+        if auth.valid_before < now + VALID_BEFORE_MARGIN:
+            raise Rejected(VALID_BEFORE, "the authorization expires too soon (or has expired)")
+        if auth.valid_after > now:
+            raise Rejected(VALID_AFTER, "the authorization is not valid yet")
+        if not self._signature_ok(auth, signature, asset):
+            raise Rejected(BAD_SIGNATURE, "the signature is not the payer's")
+        token = self._token(asset)
+        if token.functions.authorizationState(auth.from_, auth.nonce).call():
+            raise Rejected(NONCE_USED, "the authorization nonce is used or cancelled on chain")
+        if token.functions.balanceOf(auth.from_).call() < auth.value:
+            raise Rejected(INSUFFICIENT_BALANCE, "the payer's balance is below the price")
+        if simulate:
+            try:
+                token.functions.transferWithAuthorization(*auth.as_args(), signature).call(
+                    {"from": self.signer.address}
+                )
+            except ContractLogicError as exc:
+                raise Rejected(
+                    revert_reason(HexBytes(exc.data or b"")), f"simulation reverted: {exc}"
+                ) from None
+        return auth, signature, asset
+
+    def _signature_ok(self, auth: TransferAuthorization, signature: bytes, asset: Asset) -> bool:
+        digest = auth.digest(asset.domain)
+        if self.w3.eth.get_code(auth.from_):  # a contract wallet answers through ERC-1271
+            wallet = self.w3.eth.contract(address=auth.from_, abi=abi.ERC1271_ABI)
+            try:
+                return bytes(wallet.functions.isValidSignature(digest, signature).call()) == abi.ERC1271_MAGIC
+            except (ContractLogicError, ValueError):
+                return False
+        return recover_signer(digest, signature) == auth.from_
+
+    def _record(
+        self, request: FacilitatorRequest, auth: TransferAuthorization, asset: Asset
+    ) -> PaymentRecord:
+        now = time.time()
+        return PaymentRecord(
+            id=payment_id(self.network, asset.address, auth.from_, auth.nonce),
+            network=self.network,
+            asset=asset.address,
+            payer=auth.from_,
+            pay_to=auth.to,
+            amount=str(auth.value),
+            valid_before=auth.valid_before,
+            payload=json.dumps(request.paymentPayload.wire()),
+            state=State.RESERVED,
+            created=now,
+            updated=now,
+        )
+
+    # -- /settle ---------------------------------------------------------------------------------
+
+    def settle(self, request: FacilitatorRequest | dict) -> SettleResponse:
+        payer = None
+        try:
+            request = self._parse(request)
+            payload = request.paymentPayload.payload
+            auth = TransferAuthorization.model_validate(payload.get("authorization") or {})
+            payer = auth.from_
+            asset = self.assets.get(request.paymentRequirements.asset.lower())
+            if asset is None:
+                raise Rejected(UNSUPPORTED_ASSET, "asset not settled by this facilitator")
+            id_ = payment_id(self.network, asset.address, auth.from_, auth.nonce)
+            record = self.store.get(id_)
+            if record is None:  # settle without a prior verify: verify (and reserve) now
+                verdict = self.verify(request)
+                if not verdict.isValid:
+                    raise Rejected(verdict.invalidReason or UNEXPECTED_SETTLE, verdict.invalidMessage or "")
+                record = self.store.get(id_)
+            elif record.payload != json.dumps(request.paymentPayload.wire()):
+                raise Rejected(NONCE_USED, "a different payment with this nonce is on record")
+            assert record is not None
+            if self.store.claim(id_):
+                return self._send(record, request)
+            return self._await(id_)
+        except Rejected as exc:
+            return SettleResponse(
+                success=False,
+                errorReason=exc.reason,
+                errorMessage=str(exc),
+                payer=payer,
+                network=self.network,
+            )
+        except ValidationError as exc:
+            return SettleResponse(
+                success=False,
+                errorReason=INVALID_PAYLOAD,
+                errorMessage=str(exc),
+                payer=payer,
+                network=self.network,
+            )
+        except Exception as exc:
+            return SettleResponse(
+                success=False,
+                errorReason=UNEXPECTED_SETTLE,
+                errorMessage=str(exc),
+                payer=payer,
+                network=self.network,
+            )
+
+    def _send(self, record: PaymentRecord, request: FacilitatorRequest) -> SettleResponse:
+        """Sends a claimed payment (after re-checking it, without simulation) and waits for it."""
+        try:
+            auth, signature, asset = self._check(request, simulate=False)
+        except Rejected as exc:
+            self.store.failed(record.id, exc.reason)
+            raise
+        if self.batch_size:
+            return self._enqueue(record, auth, signature)
+        call = self._token(asset).functions.transferWithAuthorization(*auth.as_args(), signature)
+        tx_hash = self._sign_and_send([record.id], call, gas=250_000)
+        return self._await(record.id, tx_hash)
+
+    def _sign_and_send(self, ids: list[str], call: Any, gas: int) -> str:
+        """Signs with the next nonce, stores the raw transaction, then broadcasts it."""
+        with self._send_lock:
+            tx = call.build_transaction(
+                {
+                    "from": self.signer.address,
+                    "nonce": self.w3.eth.get_transaction_count(self.signer.address, "pending"),
+                    "gas": gas,
+                    "gasPrice": self.w3.eth.gas_price,
+                    "chainId": self.w3.eth.chain_id,
+                }
+            )
+            signed = self.signer.sign_transaction(tx)
+            tx_hash = "0x" + bytes(signed.hash).hex()
+            for id_ in ids:
+                self.store.submitted(id_, tx_hash, bytes(signed.raw_transaction))
+            self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        return tx_hash
+
+    def _await(self, id_: str, tx_hash: str | None = None) -> SettleResponse:
+        """Waits (up to the receipt timeout) for a payment's outcome."""
+        deadline = time.monotonic() + self.receipt_timeout
+        while True:
+            record = self.store.get(id_)
+            assert record is not None
+            if record.state in (State.SUBMITTED, State.SENDING) and record.tx_hash and not self.batch_size:
+                self._resolve(record, wait=max(0.0, deadline - time.monotonic()))
+                record = self.store.get(id_)
+                assert record is not None
+            if record.state == State.SETTLED:
+                return SettleResponse(
+                    success=True,
+                    payer=record.payer,
+                    transaction=record.tx_hash or "",
+                    network=self.network,
+                    amount=record.amount,
+                )
+            if record.state == State.FAILED:
+                reason, _, message = (record.error or TRANSACTION_FAILED).partition(": ")
+                return SettleResponse(
+                    success=False,
+                    errorReason=reason,
+                    errorMessage=message or None,
+                    payer=record.payer,
+                    transaction=record.tx_hash or "",
+                    network=self.network,
+                )
+            if time.monotonic() >= deadline:
+                return SettleResponse(
+                    success=False,
+                    errorReason=SETTLEMENT_PENDING,
+                    errorMessage="the transaction is not mined yet; settle again later with the same payment",
+                    payer=record.payer,
+                    transaction=record.tx_hash or tx_hash or "",
+                    network=self.network,
+                )
+            time.sleep(0.02)
+
+    # -- receipts and recovery -------------------------------------------------------------------
+
+    def _resolve(self, record: PaymentRecord, wait: float = 0.0) -> None:
+        """Settles or fails a submitted payment from its receipt, if there is one yet."""
+        try:
+            if wait > 0:
+                receipt = self.w3.eth.wait_for_transaction_receipt(
+                    record.tx_hash, timeout=wait, poll_latency=0.02
+                )
+            else:
+                receipt = self.w3.eth.get_transaction_receipt(record.tx_hash)
+        except (TimeExhausted, TransactionNotFound):
+            return
+        if receipt["status"] != 1:
+            self.store.failed(record.id, f"{TRANSACTION_FAILED}: the transaction reverted", record.tx_hash)
+        elif self._paid_in(receipt, record):
+            self.store.settled(record.id, record.tx_hash)
+        else:
+            self.store.failed(record.id, self._skip_reason(receipt, record), record.tx_hash)
+
+    def _paid_in(self, receipt: Any, record: PaymentRecord) -> bool:
+        """Whether the receipt shows this authorization used and the exact transfer made."""
+        nonce = bytes.fromhex(record.id.rsplit(":0x", 1)[1])
+        payer, pay_to = _topic(record.payer), _topic(record.pay_to)
+        used = transferred = False
+        for log in receipt["logs"]:
+            if log["address"].lower() != record.asset.lower():
+                continue
+            topics = [bytes(t) for t in log["topics"]]
+            if topics[0] == abi.AUTHORIZATION_USED_TOPIC and topics[1:] == [payer, nonce]:
+                used = True
+            if (
+                topics[0] == abi.TRANSFER_TOPIC
+                and topics[1:] == [payer, pay_to]
+                and int.from_bytes(bytes(log["data"]), "big") == int(record.amount)
+            ):
+                transferred = True
+        return used and transferred
+
+    def _skip_reason(self, receipt: Any, record: PaymentRecord) -> str:
+        """Why a batch skipped this authorization (from the settler's AuthorizationSkipped)."""
+        nonce = bytes.fromhex(record.id.rsplit(":0x", 1)[1])
+        for log in receipt["logs"]:
+            topics = [bytes(t) for t in log["topics"]]
+            if (
+                topics
+                and topics[0] == abi.AUTHORIZATION_SKIPPED_TOPIC
+                and topics[2:] == [_topic(record.payer), nonce]
+            ):
+                data = bytes(log["data"])
+                reason_offset = int.from_bytes(data[32:64], "big")
+                length = int.from_bytes(data[reason_offset : reason_offset + 32], "big")
+                reason = data[reason_offset + 32 : reason_offset + 32 + length]
+                return f"{revert_reason(reason)}: skipped by the batch settler"
+        return f"{TRANSFER_EVENT_MISMATCH}: the receipt lacks the expected transfer"
+
+    def reconcile(self) -> None:
+        """Finishes submitted payments; re-broadcasts stored transactions the node does not know."""
+        for record in self.store.in_state(State.SENDING):
+            if record.tx_hash is None:  # claimed, never signed: sending it is safe to redo
+                self.store.release(record.id)
+        for record in self.store.in_state(State.SUBMITTED):
+            self._resolve(record)
+            current = self.store.get(record.id)
+            if current is None or current.state != State.SUBMITTED or record.raw_tx is None:
+                continue
+            try:
+                self.w3.eth.get_transaction(record.tx_hash)
+            except TransactionNotFound:
+                # "nonce too low" and the like: the next pass reads its receipt, if any.
+                with contextlib.suppress(ValueError):
+                    self.w3.eth.send_raw_transaction(record.raw_tx)
+
+    def _reconcile_loop(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                self.reconcile()
+            except Exception:  # a node hiccup: try again next round
+                continue
+
+    # -- batching --------------------------------------------------------------------------------
+
+    def _enqueue(
+        self, record: PaymentRecord, auth: TransferAuthorization, signature: bytes
+    ) -> SettleResponse:
+        done = threading.Event()
+        with self._batch_cv:
+            self._batch.items.append((record, auth, signature, done))
+            self._batch_cv.notify_all()
+        done.wait(self.batch_wait + self.receipt_timeout)
+        return self._await(record.id)
+
+    def _batch_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._batch_cv:
+                while not self._batch.items and not self._stop.is_set():
+                    self._batch_cv.wait()
+                deadline = time.monotonic() + self.batch_wait
+                while len(self._batch.items) < self.batch_size and not self._stop.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._batch_cv.wait(left)
+                items = self._batch.items[: self.batch_size]
+                del self._batch.items[: len(items)]
+            if items:
+                self._settle_batch(items)
+
+    def _settle_batch(
+        self, items: list[tuple[PaymentRecord, TransferAuthorization, bytes, threading.Event]]
+    ) -> None:
+        assert self._settler is not None
+        by_asset: dict[str, list] = {}
+        for item in items:
+            by_asset.setdefault(item[0].asset, []).append(item)
+        for asset, group in by_asset.items():
+            entries = [(*auth.as_args(), signature) for _, auth, signature, _ in group]
+            try:
+                call = self._settler.functions.settle(asset, entries)
+                tx_hash = self._sign_and_send(
+                    [r.id for r, *_ in group], call, gas=120_000 + 90_000 * len(group)
+                )
+                receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
+                for record, *_ in group:
+                    current = self.store.get(record.id)
+                    if current is not None:
+                        self._resolve(current.model_copy(update={"tx_hash": tx_hash}))
+                del receipt
+            except TimeExhausted:
+                pass  # stays submitted: reconcile finishes it
+            except Exception as exc:
+                for record, *_ in group:
+                    current = self.store.get(record.id)
+                    if current is not None and current.state == State.SENDING:
+                        self.store.failed(record.id, f"{UNEXPECTED_SETTLE}: {exc}")
+            finally:
+                for *_, done in group:
+                    done.set()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _token(self, asset: Asset) -> Any:
+        return self.w3.eth.contract(address=asset.address, abi=abi.TOKEN_ABI)
+
+    def _load_asset(self, address: str) -> Asset:
+        address = to_checksum_address(address)
+        if not self.w3.eth.get_code(address):
+            raise ValueError(f"asset {address} has no code on {self.network}")
+        token = self.w3.eth.contract(address=address, abi=abi.TOKEN_ABI)
+        return Asset(address=address, domain=Eip712Domain.from_eip5267(token.functions.eip712Domain().call()))
+
+
+def _topic(address: str) -> bytes:
+    return bytes.fromhex(address[2:].lower()).rjust(32, b"\x00")

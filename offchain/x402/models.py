@@ -1,0 +1,162 @@
+"""x402 v2 wire objects (see the x402 specification v2 and its HTTP transport).
+
+Field names are the protocol's own (camelCase); unknown fields are kept where the protocol lets
+parties add their own (`extra`, `extensions`). Amounts are decimal strings on the wire.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from offchain.errors import InvalidInput
+
+X402_VERSION = 2
+EXACT = "exact"
+_CAIP2 = re.compile(r"^[-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32}$")
+_DECIMAL = re.compile(r"^(0|[1-9][0-9]{0,77})$")
+
+# Header names of the v2 HTTP transport.
+PAYMENT_REQUIRED = "PAYMENT-REQUIRED"
+PAYMENT_SIGNATURE = "PAYMENT-SIGNATURE"
+PAYMENT_RESPONSE = "PAYMENT-RESPONSE"
+
+
+class MalformedHeader(InvalidInput):
+    """A payment header that is not base64 JSON of the expected object."""
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ResourceInfo(Wire):
+    url: str
+    description: str = ""
+    mimeType: str = ""
+
+
+class PaymentRequirements(Wire):
+    """One way to pay for a resource (an entry of `accepts`)."""
+
+    scheme: str
+    network: str
+    asset: str
+    amount: str
+    payTo: str
+    maxTimeoutSeconds: int = Field(gt=0)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("amount")
+    @classmethod
+    def _atomic_amount(cls, value: str) -> str:
+        if not _DECIMAL.match(value):
+            raise ValueError("amount must be a decimal string of atomic units")
+        return value
+
+    @field_validator("network")
+    @classmethod
+    def _caip2(cls, value: str) -> str:
+        if not _CAIP2.match(value):
+            raise ValueError("network must be a CAIP-2 id such as eip155:31337")
+        return value
+
+    def same_offer(self, other: PaymentRequirements) -> bool:
+        """Field-by-field equality of the terms a payer accepted (addresses case-insensitive)."""
+        return (
+            self.scheme == other.scheme
+            and self.network == other.network
+            and self.asset.lower() == other.asset.lower()
+            and self.amount == other.amount
+            and self.payTo.lower() == other.payTo.lower()
+            and self.maxTimeoutSeconds == other.maxTimeoutSeconds
+            and self.extra == other.extra
+        )
+
+
+class PaymentRequired(Wire):
+    x402Version: int = X402_VERSION
+    error: str | None = None
+    resource: ResourceInfo
+    accepts: list[PaymentRequirements]
+    extensions: dict[str, Any] = Field(default_factory=dict)
+
+
+class PaymentPayload(Wire):
+    x402Version: int
+    payload: dict[str, Any]
+    accepted: PaymentRequirements
+    resource: ResourceInfo | None = None
+    extensions: dict[str, Any] = Field(default_factory=dict)
+
+
+class FacilitatorRequest(Wire):
+    """Body of POST /verify and POST /settle."""
+
+    x402Version: int = X402_VERSION
+    paymentPayload: PaymentPayload
+    paymentRequirements: PaymentRequirements
+
+
+class VerifyResponse(Wire):
+    isValid: bool
+    invalidReason: str | None = None
+    invalidMessage: str | None = None
+    payer: str | None = None
+
+
+class SettleResponse(Wire):
+    success: bool
+    errorReason: str | None = None
+    errorMessage: str | None = None
+    payer: str | None = None
+    transaction: str = ""
+    network: str
+    amount: str | None = None
+
+
+class SupportedKind(Wire):
+    x402Version: int = X402_VERSION
+    scheme: str = EXACT
+    network: str
+
+
+class SupportedResponse(Wire):
+    kinds: list[SupportedKind]
+    extensions: list[str] = Field(default_factory=list)
+    signers: dict[str, list[str]] = Field(default_factory=dict)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def encode_header(obj: Wire) -> str:
+    """Standard base64 (with padding) of the object's compact JSON."""
+    return base64.b64encode(json.dumps(obj.wire(), separators=(",", ":")).encode()).decode()
+
+
+def decode_header(value: str, model: type[M]) -> M:
+    """Parses a payment header; raises `MalformedHeader` with what is wrong."""
+    if len(value) > 16_384:
+        raise MalformedHeader("payment header longer than 16 KiB")
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+        data = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise MalformedHeader("payment header is not base64-encoded JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedHeader("payment header must hold a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "header"
+        raise MalformedHeader(f"payment header: {where}: {err['msg']}") from None
