@@ -1,0 +1,283 @@
+"""The facilitator alone: every refusal reason, settlement that waits, batches, conformance."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from eth_account import Account
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from offchain.serving import BackgroundServer
+from offchain.x402 import facilitator as reasons
+from offchain.x402.eip3009 import authorize_transfer, cancel_digest, sign_digest
+from offchain.x402.facilitator_app import create_app
+from offchain.x402.models import (
+    PAYMENT_RESPONSE,
+    PAYMENT_SIGNATURE,
+    FacilitatorRequest,
+    PaymentPayload,
+    ResourceInfo,
+    SettleResponse,
+    decode_header,
+    encode_header,
+)
+from offchain.x402.server import FacilitatorClient, PaymentMiddleware
+from offchain.x402.store import State
+from tests.integration.conftest import PRICE, make_facilitator
+
+
+def _request(
+    price, key, *, to=None, value=PRICE, valid_before=None, valid_after=0, requirements=None, chain=None
+):
+    requirements = requirements or price.requirements()
+    now = chain.blocks.head.timestamp
+    auth, signature = authorize_transfer(
+        key,
+        price.asset,
+        to or price.pay_to,
+        value,
+        valid_before=now + 60 if valid_before is None else valid_before,
+        valid_after=valid_after,
+    )
+    payload = PaymentPayload(
+        x402Version=2,
+        payload={
+            "authorization": auth.model_dump(mode="json", by_alias=True),
+            "signature": "0x" + signature.hex(),
+        },
+        accepted=requirements,
+        resource=ResourceInfo(url="http://127.0.0.1/weather"),
+    )
+    return FacilitatorRequest(paymentPayload=payload, paymentRequirements=requirements), auth
+
+
+def _post(server, path, request):
+    response = httpx.post(f"{server.url}{path}", json=request.wire() if hasattr(request, "wire") else request)
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_supported__lists_exact_on_the_chain(facilitator_server, facilitator_key):
+    body = httpx.get(f"{facilitator_server.url}/supported").json()
+    assert body["kinds"] == [{"x402Version": 2, "scheme": "exact", "network": "eip155:31337"}]
+    assert body["signers"] == {"eip155:*": [Account.from_key(facilitator_key).address]}
+
+
+def test_verify_then_settle__pays_exactly_once(facilitator_server, token, funded, merchant, price, chain):
+    request, _ = _request(price, funded.private_key, chain=chain)
+    before = token.balanceOf(merchant)
+    assert _post(facilitator_server, "/verify", request) == {"isValid": True, "payer": funded.address}
+    settled = _post(facilitator_server, "/settle", request)
+    assert settled["success"] and settled["transaction"].startswith("0x") and settled["amount"] == str(PRICE)
+    again = _post(facilitator_server, "/settle", request)  # idempotent: the same answer, no second transfer
+    assert again["success"] and again["transaction"] == settled["transaction"]
+    assert token.balanceOf(merchant) - before == PRICE
+    assert _post(facilitator_server, "/verify", request)["invalidReason"] == reasons.NONCE_USED
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("expired", reasons.VALID_BEFORE),
+        ("not-yet-valid", reasons.VALID_AFTER),
+        ("wrong-recipient", reasons.RECIPIENT_MISMATCH),
+        ("wrong-amount", reasons.VALUE_MISMATCH),
+        ("bad-signature", reasons.BAD_SIGNATURE),
+        ("insufficient-balance", reasons.INSUFFICIENT_BALANCE),
+        ("wrong-network", reasons.INVALID_NETWORK),
+        ("unknown-asset", reasons.UNSUPPORTED_ASSET),
+        ("cancelled", reasons.NONCE_USED),
+        ("wrong-domain-name", reasons.NAME_MISMATCH),
+        ("no-domain", reasons.MISSING_DOMAIN),
+    ],
+)
+def test_verify__refuses_with_the_right_reason_and_moves_nothing(
+    case, reason, facilitator_server, token, settler, funded, merchant, mallory, accounts, price, chain
+):
+    key, options, requirements = funded.private_key, {}, price.requirements()
+    now = chain.blocks.head.timestamp
+    if case == "expired":
+        options["valid_before"] = now - 1
+    elif case == "not-yet-valid":
+        options["valid_after"] = now + 3600
+    elif case == "wrong-recipient":
+        options["to"] = mallory.address
+    elif case == "wrong-amount":
+        options["value"] = PRICE - 1
+    elif case == "insufficient-balance":
+        key = accounts[6].private_key  # mallory holds no AUSD
+    elif case == "wrong-network":
+        requirements = requirements.model_copy(update={"network": "eip155:1"})
+    elif case == "unknown-asset":
+        requirements = requirements.model_copy(update={"asset": settler.address})
+    elif case == "wrong-domain-name":
+        requirements = requirements.model_copy(update={"extra": {"name": "USD Coin", "version": "1"}})
+    elif case == "no-domain":
+        requirements = requirements.model_copy(update={"extra": {}})
+    request, auth = _request(price, key, requirements=requirements, chain=chain, **options)
+    if case == "bad-signature":
+        forged = dict(
+            request.paymentPayload.payload,
+            signature="0x" + sign_digest(mallory.private_key, b"\x01" * 32).hex(),
+        )
+        request = request.model_copy(
+            update={"paymentPayload": request.paymentPayload.model_copy(update={"payload": forged})}
+        )
+    if case == "cancelled":
+        signature = sign_digest(funded.private_key, cancel_digest(price.asset, funded.address, auth.nonce))
+        token.cancelAuthorization(funded.address, auth.nonce, signature, sender=funded)
+
+    before = [token.balanceOf(funded), token.balanceOf(merchant)]
+    verdict = _post(facilitator_server, "/verify", request)
+    assert verdict["isValid"] is False and verdict["invalidReason"] == reason, verdict
+    settled = _post(facilitator_server, "/settle", request)
+    assert settled["success"] is False and settled["errorReason"] == reason
+    assert [token.balanceOf(funded), token.balanceOf(merchant)] == before
+
+
+@pytest.mark.parametrize(
+    "body", ["not json", "[]", '{"x402Version": 2}'], ids=["garbage", "array", "no-payload"]
+)
+def test_malformed_body__answers_200_invalid_payload(facilitator_server, body):
+    for path, flag in (("/verify", "isValid"), ("/settle", "success")):
+        response = httpx.post(f"{facilitator_server.url}{path}", content=body)
+        assert response.status_code == 200
+        assert response.json()[flag] is False
+        assert (
+            response.json()["invalidReason" if flag == "isValid" else "errorReason"]
+            == reasons.INVALID_PAYLOAD
+        )
+
+
+def test_settlement_pending__is_answered_with_the_hash_and_finished_later(
+    w3, facilitator_key, token, funded, merchant, price, chain, tmp_path
+):
+    facilitator = make_facilitator(w3, facilitator_key, token, tmp_path / "f.sqlite", receipt_timeout=0.5)
+    request, _ = _request(price, funded.private_key, chain=chain)
+    before = token.balanceOf(merchant)
+    chain.provider.make_request("evm_setAutomine", [False])
+    try:
+        assert facilitator.verify(request).isValid
+        pending = facilitator.settle(request)
+        assert pending.success is False and pending.errorReason == reasons.SETTLEMENT_PENDING
+        assert pending.transaction.startswith("0x")
+        assert token.balanceOf(merchant) == before
+        chain.provider.make_request("evm_mine", [])
+    finally:
+        chain.provider.make_request("evm_setAutomine", [True])
+    done = facilitator.settle(request)
+    assert done.success and done.transaction == pending.transaction
+    assert token.balanceOf(merchant) - before == PRICE
+    facilitator.stop()
+
+
+def test_server__does_not_serve_while_settlement_is_pending(
+    w3, facilitator_key, token, funded, merchant, price, chain, tmp_path
+):
+    from offchain.x402.example_service import create_service
+
+    facilitator = make_facilitator(w3, facilitator_key, token, tmp_path / "f.sqlite", receipt_timeout=0.5)
+    with (
+        BackgroundServer(create_app(facilitator)) as fac,
+        BackgroundServer(create_service(FacilitatorClient(fac.url), price)) as service,
+    ):
+        request, _ = _request(price, funded.private_key, chain=chain)
+        payload = request.paymentPayload.model_copy(
+            update={"resource": ResourceInfo(url=f"{service.url}/weather")}
+        )
+        chain.provider.make_request("evm_setAutomine", [False])
+        try:
+            response = httpx.get(
+                f"{service.url}/weather", headers={PAYMENT_SIGNATURE: encode_header(payload)}
+            )
+        finally:
+            chain.provider.make_request("evm_mine", [])
+            chain.provider.make_request("evm_setAutomine", [True])
+        assert response.status_code == 402
+        settled = decode_header(response.headers[PAYMENT_RESPONSE], SettleResponse)
+        assert settled.errorReason == reasons.SETTLEMENT_PENDING and settled.transaction.startswith("0x")
+        assert "city" not in response.text
+    facilitator.stop()
+
+
+def test_failed_handler__is_not_charged(facilitator_server, token, funded, merchant, price, chain):
+    app = FastAPI()
+
+    @app.get("/weather")
+    async def broken() -> JSONResponse:
+        return JSONResponse({"error": "upstream down"}, status_code=503)
+
+    with BackgroundServer(
+        PaymentMiddleware(app, FacilitatorClient(facilitator_server.url), {("GET", "/weather"): price})
+    ) as server:
+        request, _ = _request(price, funded.private_key, chain=chain)
+        payload = request.paymentPayload.model_copy(
+            update={"resource": ResourceInfo(url=f"{server.url}/weather")}
+        )
+        before = token.balanceOf(merchant)
+        response = httpx.get(f"{server.url}/weather", headers={PAYMENT_SIGNATURE: encode_header(payload)})
+        assert response.status_code == 503 and PAYMENT_RESPONSE not in response.headers
+        assert token.balanceOf(merchant) == before
+
+
+def test_batching__settles_concurrent_payments_in_one_transaction(
+    w3, facilitator_key, token, settler, funded, merchant, price, chain, tmp_path
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    facilitator = make_facilitator(
+        w3, facilitator_key, token, tmp_path / "f.sqlite", settler=settler, batch_size=5, batch_wait=1.0
+    )
+    requests_ = [_request(price, funded.private_key, chain=chain)[0] for _ in range(5)]
+    for request in requests_:
+        assert facilitator.verify(request).isValid
+    before = token.balanceOf(merchant)
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        results = list(pool.map(facilitator.settle, requests_))
+    assert all(r.success for r in results), results
+    assert len({r.transaction for r in results}) == 1  # one BatchSettler transaction
+    assert token.balanceOf(merchant) - before == 5 * PRICE
+    facilitator.stop()
+
+
+def test_conformance__resource_server_and_facilitator(x402, service, facilitator_server):
+    from x402conf import cli as conf_cli
+    from x402conf import harness
+
+    x402.assert_passed(x402.check_payment_required(f"{service.url}/weather"))
+    live = harness.run_live(facilitator_server.url)
+    x402.assert_passed(conf_cli.make_report("live", facilitator_server.url, live["checks"], via="pytest"))
+
+
+def test_crash_after_signing_before_broadcast__restart_sends_the_stored_transaction(
+    w3, facilitator_key, token, funded, merchant, price, chain, tmp_path, monkeypatch
+):
+    db = tmp_path / "f.sqlite"
+    first = make_facilitator(w3, facilitator_key, token, db)
+    request, _ = _request(price, funded.private_key, chain=chain)
+    assert first.verify(request).isValid
+    first.stop()
+
+    class Crash(Exception):
+        pass
+
+    def crash(_raw):
+        raise Crash
+
+    # The process dies right after the signed transaction is stored, before it reaches the node.
+    (record,) = first.store.in_state(State.RESERVED)
+    assert first.store.claim(record.id)
+    with monkeypatch.context() as patch:
+        patch.setattr(first.w3.eth, "send_raw_transaction", crash)
+        with pytest.raises(Crash):
+            first._send(record, request)
+    (record,) = first.store.in_state(State.SUBMITTED)
+    assert record.raw_tx and record.tx_hash
+    before = token.balanceOf(merchant)
+
+    second = make_facilitator(w3, facilitator_key, token, db)  # start() reconciles: re-broadcasts
+    done = second.settle(request)
+    assert done.success and done.transaction == record.tx_hash
+    assert token.balanceOf(merchant) - before == PRICE
+    second.stop()
