@@ -1,0 +1,345 @@
+"""BatchSettler: settles the good authorizations of a batch, skips and reports the bad ones."""
+
+from __future__ import annotations
+
+import ape
+import pytest
+from eth_abi import encode
+from eth_utils import keccak
+
+from offchain.x402.eip3009 import (
+    TransferAuthorization,
+    authorize_transfer,
+    cancel_digest,
+    random_nonce,
+    sign_digest,
+)
+from tests.contracts.conftest import ALICE_FUNDS, BOB_FUNDS, USD
+
+ZERO = "0x" + "00" * 20
+HOUR = 3600
+
+
+def _authorize(chain, domain, payer, payee, value, valid_before=None):
+    """`payer` signs a TransferWithAuthorization of `value` to `payee`, valid for an hour by default."""
+    if valid_before is None:
+        valid_before = chain.pending_timestamp + HOUR
+    return authorize_transfer(payer.private_key, domain, payee.address, value, valid_before)
+
+
+def _item(auth: TransferAuthorization, signature: bytes) -> tuple:
+    """A BatchSettler.Authorization: (from, to, value, validAfter, validBefore, nonce, signature)."""
+    return (*auth.as_args(), signature)
+
+
+def _error(token, name: str, *args) -> bytes:
+    """The revert data of the token's custom error `name` with `args`: selector, then ABI-encoded args."""
+    abi = getattr(token, name).abi
+    return keccak(text=abi.selector)[:4] + encode([param.type for param in abi.inputs], list(args))
+
+
+def _balances(token, *holders) -> list[int]:
+    return [token.balanceOf(holder) for holder in holders]
+
+
+def _skipped(receipt, settler) -> list[tuple]:
+    return [
+        (log.token, log.index, log["from"], bytes(log.nonce), bytes(log.reason))
+        for log in receipt.decode_logs(settler.AuthorizationSkipped)
+    ]
+
+
+def _settled(receipt, settler) -> tuple:
+    (log,) = receipt.decode_logs(settler.BatchSettled)
+    return log.token, log.settled, log.skipped
+
+
+# -- a mixed batch -------------------------------------------------------------------------------
+
+
+def test_settle__mixed_batch__pays_good_and_reports_each_bad(
+    token, settler, domain, chain, deployer, alice, bob, carol, operator, mallory
+):
+    # Set-up outside the batch: one authorization already used, one cancelled.
+    used, used_signature = _authorize(chain, domain, alice, carol, USD)
+    token.transferWithAuthorization(*used.as_args(), used_signature, sender=carol)
+    cancelled, cancelled_signature = _authorize(chain, domain, alice, bob, 3 * USD)
+    token.cancelAuthorization(
+        alice,
+        cancelled.nonce,
+        sign_digest(alice.private_key, cancel_digest(domain, alice.address, cancelled.nonce)),
+        sender=alice,
+    )
+    good_1, good_1_signature = _authorize(chain, domain, alice, carol, 10 * USD)
+    good_2, good_2_signature = _authorize(chain, domain, bob, carol, 5 * USD)
+    expired_before = chain.blocks.head.timestamp
+    expired, expired_signature = _authorize(chain, domain, alice, carol, 2 * USD, valid_before=expired_before)
+    forged = TransferAuthorization(
+        **{"from": alice.address},
+        to=mallory.address,
+        value=50 * USD,
+        validAfter=0,
+        validBefore=chain.pending_timestamp + HOUR,
+        nonce=random_nonce(),
+    )
+    forged_signature = sign_digest(mallory.private_key, forged.digest(domain))
+    broke, broke_signature = _authorize(chain, domain, operator, mallory, USD)  # operator holds nothing
+    good_3, good_3_signature = _authorize(chain, domain, alice, bob, 7 * USD)
+    batch = [
+        _item(good_1, good_1_signature),  # 0
+        _item(used, used_signature),  # 1
+        _item(good_2, good_2_signature),  # 2
+        _item(expired, expired_signature),  # 3
+        _item(forged, forged_signature),  # 4
+        _item(broke, broke_signature),  # 5
+        _item(cancelled, cancelled_signature),  # 6
+        _item(good_3, good_3_signature),  # 7
+    ]
+    before = _balances(token, alice, bob, carol, operator, mallory)
+
+    results = settler.settle.call(token, batch)
+    assert before == _balances(token, alice, bob, carol, operator, mallory)  # a call changes nothing
+    receipt = settler.settle(token, batch, sender=deployer)
+
+    assert list(results) == [True, False, True, False, False, False, False, True]
+    assert _balances(token, alice, bob, carol, operator, mallory) == [
+        ALICE_FUNDS - USD - 10 * USD - 7 * USD,
+        BOB_FUNDS - 5 * USD + 7 * USD,
+        USD + 10 * USD + 5 * USD,
+        0,
+        0,
+    ]
+    for auth, state in [
+        (good_1, True),
+        (used, True),
+        (good_2, True),
+        (expired, False),
+        (forged, False),
+        (broke, False),
+        (cancelled, True),
+        (good_3, True),
+    ]:
+        assert token.authorizationState(auth.from_, auth.nonce) is state
+
+    assert _skipped(receipt, settler) == [
+        (
+            token.address,
+            1,
+            alice.address,
+            used.nonce,
+            _error(token, "ERC3009UsedAuthorization", alice.address, used.nonce),
+        ),
+        (
+            token.address,
+            3,
+            alice.address,
+            expired.nonce,
+            _error(token, "ERC3009InvalidAuthorizationTime", 0, expired_before),
+        ),
+        (token.address, 4, alice.address, forged.nonce, _error(token, "ERC3009InvalidSignature")),
+        (
+            token.address,
+            5,
+            operator.address,
+            broke.nonce,
+            _error(token, "ERC20InsufficientBalance", operator.address, 0, USD),
+        ),
+        (
+            token.address,
+            6,
+            alice.address,
+            cancelled.nonce,
+            _error(token, "ERC3009UsedAuthorization", alice.address, cancelled.nonce),
+        ),
+    ]
+    assert _settled(receipt, settler) == (token.address, 3, 5)
+    skipped_indexes = {log.index for log in receipt.decode_logs(settler.AuthorizationSkipped)}
+    assert [i not in skipped_indexes for i in range(len(batch))] == list(results)
+
+    transfers = [(log["from"], log.to, log.value) for log in receipt.decode_logs(token.Transfer)]
+    assert transfers == [(alice, carol, 10 * USD), (bob, carol, 5 * USD), (alice, bob, 7 * USD)]
+    used_nonces = [(log.authorizer, bytes(log.nonce)) for log in receipt.decode_logs(token.AuthorizationUsed)]
+    assert used_nonces == [(alice, good_1.nonce), (bob, good_2.nonce), (alice, good_3.nonce)]
+
+
+def test_settle__reason_selectors__are_the_token_errors(token):
+    # The reasons above start with these four bytes: the errors of the ERC-3009 / ERC-20 interfaces.
+    assert _error(token, "ERC3009InvalidSignature") == keccak(text="ERC3009InvalidSignature()")[:4]
+    assert (
+        _error(token, "ERC3009UsedAuthorization", ZERO, b"\x00" * 32)[:4]
+        == keccak(text="ERC3009UsedAuthorization(address,bytes32)")[:4]
+    )
+    assert (
+        _error(token, "ERC3009InvalidAuthorizationTime", 0, 0)[:4]
+        == keccak(text="ERC3009InvalidAuthorizationTime(uint256,uint256)")[:4]
+    )
+    assert (
+        _error(token, "ERC20InsufficientBalance", ZERO, 0, 0)[:4]
+        == keccak(text="ERC20InsufficientBalance(address,uint256,uint256)")[:4]
+    )
+
+
+# -- good batches --------------------------------------------------------------------------------
+
+
+def test_settle__all_good__settles_all(token, settler, domain, chain, deployer, alice, bob, carol):
+    signed = [
+        _authorize(chain, domain, payer, carol, value) for payer, value in [(alice, USD), (bob, 2 * USD)]
+    ]
+    batch = [_item(*pair) for pair in signed]
+    assert list(settler.settle.call(token, batch)) == [True, True]
+    receipt = settler.settle(token, batch, sender=deployer)
+    assert _skipped(receipt, settler) == []
+    assert _settled(receipt, settler) == (token.address, 2, 0)
+    assert _balances(token, alice, bob, carol, settler) == [
+        ALICE_FUNDS - USD,
+        BOB_FUNDS - 2 * USD,
+        3 * USD,
+        0,
+    ]
+    assert all(token.authorizationState(auth.from_, auth.nonce) for auth, _ in signed)
+
+
+def test_settle__by_anyone__succeeds(token, settler, domain, chain, alice, carol, mallory):
+    auth, signature = _authorize(chain, domain, alice, carol, USD)
+    receipt = settler.settle(token, [_item(auth, signature)], sender=mallory)
+    assert _settled(receipt, settler) == (token.address, 1, 0)
+    assert _balances(token, alice, carol, mallory) == [ALICE_FUNDS - USD, USD, 0]
+
+
+def test_settle__funds_received_earlier_in_batch__spendable(
+    token, settler, domain, chain, deployer, alice, carol, operator
+):
+    # operator holds nothing: paying carol first fails, after alice's payment to operator it settles.
+    early, early_signature = _authorize(chain, domain, operator, carol, 4 * USD)
+    funding, funding_signature = _authorize(chain, domain, alice, operator, 5 * USD)
+    late, late_signature = _authorize(chain, domain, operator, carol, 4 * USD)
+    batch = [_item(early, early_signature), _item(funding, funding_signature), _item(late, late_signature)]
+    assert list(settler.settle.call(token, batch)) == [False, True, True]
+    receipt = settler.settle(token, batch, sender=deployer)
+    assert _skipped(receipt, settler) == [
+        (
+            token.address,
+            0,
+            operator.address,
+            early.nonce,
+            _error(token, "ERC20InsufficientBalance", operator.address, 0, 4 * USD),
+        )
+    ]
+    assert _settled(receipt, settler) == (token.address, 2, 1)
+    assert _balances(token, alice, operator, carol) == [ALICE_FUNDS - 5 * USD, USD, 4 * USD]
+    assert not token.authorizationState(operator, early.nonce)
+
+
+def test_settle__same_authorization_twice__second_skipped(
+    token, settler, domain, chain, deployer, alice, carol
+):
+    auth, signature = _authorize(chain, domain, alice, carol, USD)
+    batch = [_item(auth, signature), _item(auth, signature)]
+    assert list(settler.settle.call(token, batch)) == [True, False]
+    receipt = settler.settle(token, batch, sender=deployer)
+    assert _skipped(receipt, settler) == [
+        (
+            token.address,
+            1,
+            alice.address,
+            auth.nonce,
+            _error(token, "ERC3009UsedAuthorization", alice.address, auth.nonce),
+        )
+    ]
+    assert _settled(receipt, settler) == (token.address, 1, 1)
+    assert _balances(token, alice, carol) == [ALICE_FUNDS - USD, USD]
+
+
+def test_settle__erc1271_wallet__settles(
+    token, settler, project, domain, chain, deployer, bob, carol, mallory
+):
+    wallet = carol.deploy(project.erc1271_wallet_mock, carol.address)
+    token.mint(wallet, 10 * USD, sender=deployer)
+    signed = []
+    for signer in (carol, mallory):
+        auth = TransferAuthorization(
+            **{"from": wallet.address},
+            to=bob.address,
+            value=4 * USD,
+            validAfter=0,
+            validBefore=chain.pending_timestamp + HOUR,
+            nonce=random_nonce(),
+        )
+        signed.append((auth, sign_digest(signer.private_key, auth.digest(domain))))
+    batch = [_item(*pair) for pair in signed]
+    assert list(settler.settle.call(token, batch)) == [True, False]
+    receipt = settler.settle(token, batch, sender=deployer)
+    (owner_signed, _), (stranger_signed, _) = signed
+    assert _skipped(receipt, settler) == [
+        (token.address, 1, wallet.address, stranger_signed.nonce, _error(token, "ERC3009InvalidSignature"))
+    ]
+    assert _balances(token, wallet, bob) == [6 * USD, BOB_FUNDS + 4 * USD]
+    assert token.authorizationState(wallet, owner_signed.nonce)
+    assert not token.authorizationState(wallet, stranger_signed.nonce)
+
+
+# -- bad batches ---------------------------------------------------------------------------------
+
+
+def test_settle__all_bad__skips_all_without_reverting(token, settler, domain, chain, deployer, alice, carol):
+    auth, _ = _authorize(chain, domain, alice, carol, USD)
+    receive_signature = sign_digest(alice.private_key, auth.digest(domain, receive=True))
+    batch = [_item(auth, b""), _item(auth, receive_signature)]  # no signature; a receive-only one
+    assert list(settler.settle.call(token, batch)) == [False, False]
+    receipt = settler.settle(token, batch, sender=deployer)
+    invalid = _error(token, "ERC3009InvalidSignature")
+    assert _skipped(receipt, settler) == [
+        (token.address, 0, alice.address, auth.nonce, invalid),
+        (token.address, 1, alice.address, auth.nonce, invalid),
+    ]
+    assert _settled(receipt, settler) == (token.address, 0, 2)
+    assert not receipt.decode_logs(token.Transfer)
+    assert _balances(token, alice, carol) == [ALICE_FUNDS, 0]
+    assert not token.authorizationState(alice, auth.nonce)
+
+
+def test_settle__contract_without_eip3009__skips_with_empty_reason(
+    settler, domain, chain, deployer, alice, carol
+):
+    auth, signature = _authorize(chain, domain, alice, carol, USD)
+    # The settler itself has code but no transferWithAuthorization and no fallback.
+    receipt = settler.settle(settler, [_item(auth, signature)], sender=deployer)
+    assert _skipped(receipt, settler) == [(settler.address, 0, alice.address, auth.nonce, b"")]
+    assert _settled(receipt, settler) == (settler.address, 0, 1)
+
+
+def test_settle__empty_batch__fails(token, settler, deployer):
+    with ape.reverts("settler: bad batch size"):
+        settler.settle(token, [], sender=deployer)
+
+
+def test_settle__over_max_batch__fails(token, settler, domain, chain, deployer, alice, carol):
+    assert settler.MAX_BATCH() == 256
+    auth, signature = _authorize(chain, domain, alice, carol, USD)
+    batch = [_item(auth, signature)] + [_item(auth, b"")] * 256
+    with ape.reverts("settler: bad batch size"):
+        settler.settle(token, batch, sender=deployer)
+    assert _balances(token, alice, carol) == [ALICE_FUNDS, 0]
+    assert not token.authorizationState(alice, auth.nonce)
+
+
+def test_settle__max_batch__accepted(token, settler, domain, chain, deployer, alice, carol):
+    auth, signature = _authorize(chain, domain, alice, carol, USD)
+    batch = [_item(auth, signature)] + [_item(auth, b"")] * 255
+    receipt = settler.settle(token, batch, sender=deployer)
+    assert _settled(receipt, settler) == (token.address, 1, 255)
+    assert [log.index for log in receipt.decode_logs(settler.AuthorizationSkipped)] == list(range(1, 256))
+    assert _balances(token, alice, carol) == [ALICE_FUNDS - USD, USD]
+
+
+@pytest.mark.parametrize("target", ["eoa", "zero"])
+def test_settle__token_without_code__fails(
+    token, settler, domain, chain, deployer, alice, carol, mallory, target
+):
+    auth, signature = _authorize(chain, domain, alice, carol, USD)
+    address = mallory.address if target == "eoa" else ZERO
+    with ape.reverts("settler: token not a contract"):
+        settler.settle(address, [_item(auth, signature)], sender=deployer)
+    assert _balances(token, alice, carol) == [ALICE_FUNDS, 0]
+    assert not token.authorizationState(alice, auth.nonce)
