@@ -338,8 +338,12 @@ class Facilitator:
         try:
             auth, signature, asset = self._check(request, simulate=False)
         except Rejected as exc:
-            self.store.failed(record.id, exc.reason)
-            raise
+            elsewhere = self._settled_elsewhere(record) if exc.reason == NONCE_USED else None
+            if elsewhere is None:
+                self.store.failed(record.id, exc.reason)
+                raise
+            self.store.settled(record.id, elsewhere)
+            return self._await(record.id)
         if self.batch_size:
             return self._enqueue(record, auth, signature)
         call = self._token(asset).functions.transferWithAuthorization(*auth.as_args(), signature)
@@ -417,12 +421,40 @@ class Facilitator:
                 receipt = self.w3.eth.get_transaction_receipt(record.tx_hash)
         except (TimeExhausted, TransactionNotFound):
             return
-        if receipt["status"] != 1:
-            self.store.failed(record.id, f"{TRANSACTION_FAILED}: the transaction reverted", record.tx_hash)
-        elif self._paid_in(receipt, record):
+        if receipt["status"] == 1 and self._paid_in(receipt, record):
             self.store.settled(record.id, record.tx_hash)
+            return
+        # Anyone may submit a signed authorization: if someone else's transaction used it first,
+        # ours failed (or was skipped) but the payee was paid all the same.
+        elsewhere = self._settled_elsewhere(record)
+        if elsewhere is not None:
+            self.store.settled(record.id, elsewhere)
+        elif receipt["status"] != 1:
+            self.store.failed(record.id, f"{TRANSACTION_FAILED}: the transaction reverted", record.tx_hash)
         else:
             self.store.failed(record.id, self._skip_reason(receipt, record), record.tx_hash)
+
+    def _settled_elsewhere(self, record: PaymentRecord, lookback: int = 10_000) -> str | None:
+        """The hash of a recent transaction that used this authorization and paid it, if any."""
+        nonce = bytes.fromhex(record.id.rsplit(":0x", 1)[1])
+        latest = self.w3.eth.block_number
+        logs = self.w3.eth.get_logs(
+            {
+                "address": record.asset,
+                "fromBlock": max(0, latest - lookback),
+                "toBlock": latest,
+                "topics": [
+                    "0x" + abi.AUTHORIZATION_USED_TOPIC.hex(),
+                    "0x" + _topic(record.payer).hex(),
+                    "0x" + nonce.hex(),
+                ],
+            }
+        )
+        for log in logs:
+            receipt = self.w3.eth.get_transaction_receipt(log["transactionHash"])
+            if self._paid_in(receipt, record):
+                return "0x" + bytes(log["transactionHash"]).hex()
+        return None
 
     def _paid_in(self, receipt: Any, record: PaymentRecord) -> bool:
         """Whether the receipt shows this authorization used and the exact transfer made."""

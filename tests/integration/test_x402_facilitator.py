@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from eth_account import Account
+from hexbytes import HexBytes
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
@@ -281,3 +282,17 @@ def test_crash_after_signing_before_broadcast__restart_sends_the_stored_transact
     assert done.success and done.transaction == record.tx_hash
     assert token.balanceOf(merchant) - before == PRICE
     second.stop()
+
+
+def test_authorization_front_run__counts_as_paid(
+    w3, facilitator_key, token, funded, merchant, price, chain, tmp_path
+):
+    facilitator = make_facilitator(w3, facilitator_key, token, tmp_path / "f.sqlite")
+    request, auth = _request(price, funded.private_key, chain=chain)
+    assert facilitator.verify(request).isValid
+    # Someone submits the signed authorization straight to the token before the facilitator does.
+    signature = bytes.fromhex(request.paymentPayload.payload["signature"][2:])
+    front = token.transferWithAuthorization(*auth.as_args(), signature, sender=funded)
+    settled = facilitator.settle(request)
+    assert settled.success and settled.transaction == "0x" + HexBytes(front.txn_hash).hex().removeprefix("0x")
+    facilitator.stop()
