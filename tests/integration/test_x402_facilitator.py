@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 from eth_account import Account
-from hexbytes import HexBytes
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from hexbytes import HexBytes
 
 from offchain.serving import BackgroundServer
 from offchain.x402 import facilitator as reasons
