@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from web3 import Web3
 
 from offchain.chain.eip712 import Eip712Domain
+from offchain.chain.rpc import connect
 from offchain.x402 import abi
 from offchain.x402.example_service import create_service
 from offchain.x402.facilitator import Facilitator
@@ -56,7 +57,7 @@ def build_facilitator(settings: FacilitatorSettings) -> Facilitator:
     assets = [a.strip() for a in settings.assets.split(",") if a.strip()]
     if not assets:
         raise click.UsageError("set AGENTL2_FACILITATOR_ASSETS (token addresses to settle)")
-    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
+    w3 = connect(settings.rpc_url)
     return Facilitator(
         w3,
         settings.private_key.get_secret_value(),
@@ -96,7 +97,7 @@ def service_main(port: int | None) -> None:
         settings.port = port
     if not settings.asset or not settings.pay_to:
         raise click.UsageError("set AGENTL2_SERVICE_ASSET and AGENTL2_SERVICE_PAY_TO")
-    w3 = Web3(Web3.HTTPProvider(settings.rpc_url))
+    w3 = connect(settings.rpc_url)
     token = w3.eth.contract(address=Web3.to_checksum_address(settings.asset), abi=abi.TOKEN_ABI)
     domain = Eip712Domain.from_eip5267(token.functions.eip712Domain().call())
     price = Price(amount=settings.price, asset=domain, pay_to=settings.pay_to, description="weather forecast")

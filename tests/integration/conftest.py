@@ -4,9 +4,9 @@ served over real HTTP on loopback, each with its own SQLite file."""
 from __future__ import annotations
 
 import pytest
-from web3 import Web3
 
 from offchain.chain.eip712 import Eip712Domain
+from offchain.chain.rpc import connect
 from offchain.serving import BackgroundServer
 from offchain.x402.example_service import create_service
 from offchain.x402.facilitator import Facilitator
@@ -44,7 +44,7 @@ def facilitator_key(accounts):
 
 @pytest.fixture
 def w3(chain):
-    return Web3(Web3.HTTPProvider(chain.provider.http_uri, request_kwargs={"timeout": 30}))
+    return connect(chain.provider.http_uri)
 
 
 @pytest.fixture
