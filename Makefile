@@ -45,6 +45,7 @@ lint: setup
 
 bench: setup
 	python bench/erc8004_gas.py
+	python bench/x402_settlement.py
 
 clean:
 	rm -rf .build $(VENV) node_modules

@@ -1,22 +1,35 @@
-"""`ape run deploy`: deploys the ERC-8004 registries and records them in the deployments file."""
+"""`ape run deploy`: deploys our L1 contracts and records them in the deployments file.
+
+The ERC-8004 registries, AgentUSD (the deployer holds its admin and minter roles) and the
+BatchSettler. On a local chain the first test account deploys; elsewhere name one with --account.
+"""
 
 from __future__ import annotations
 
 import click
+from ape import project
 from ape.cli import ConnectedProviderCommand, account_option, ape_cli_context
 
 from offchain.chain.accounts import sender_or_default
 from offchain.chain.deployments import save_deployment
+from offchain.errors import AgentL2Error
 from offchain.identity.registries import Erc8004
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Deploy the ERC-8004 registries")
+@click.command(cls=ConnectedProviderCommand, short_help="Deploy the Agent L2 contracts")
 @ape_cli_context()
 @account_option(prompt=False)
 def cli(cli_ctx, account):
-    deployer = sender_or_default(account)
+    try:
+        deployer = sender_or_default(account)
+    except AgentL2Error as exc:
+        raise click.UsageError(str(exc)) from None
     registries = Erc8004.deploy(deployer)
-    path = save_deployment(registries.deployment(deployer))
-    for name, address in registries.deployment(deployer).contracts.items():
-        cli_ctx.logger.success(f"{name} at {address}")
-    cli_ctx.logger.success(f"Recorded in {path}")
+    token = deployer.deploy(project.AgentUSD, deployer.address)
+    settler = deployer.deploy(project.BatchSettler)
+    record = registries.deployment(deployer)
+    record.contracts.update({"AgentUSD": str(token.address), "BatchSettler": str(settler.address)})
+    path = save_deployment(record)
+    for name, address in record.contracts.items():
+        click.echo(f"{name:<20} {address}")
+    click.echo(f"Recorded in {path}")

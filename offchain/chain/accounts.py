@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ape import accounts, networks
+from ape import accounts, chain, networks
 
 from offchain.errors import ConfigError
 
+# anvil's (and hardhat's) development chain id: its first accounts are ape's test accounts.
+DEV_CHAIN_ID = 31337
+
 
 def is_local() -> bool:
-    return networks.provider.network.name == "local"
+    """A local development chain: ape's local network, or any node on the dev chain id."""
+    return networks.provider.network.name == "local" or chain.chain_id == DEV_CHAIN_ID
 
 
 def sender_or_default(account: Any | None, index: int = 0) -> Any:

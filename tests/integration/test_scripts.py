@@ -24,8 +24,20 @@ def test_deploy__records_the_registries(tmp_path):
     assert result.returncode == 0, result.stderr + result.stdout
     record = json.loads((tmp_path / "ethereum_local.json").read_text())
     assert record["chain_id"] == 31337 and record["network"] == "ethereum:local"
-    assert set(record["contracts"]) == {"IdentityRegistry", "ReputationRegistry", "ValidationRegistry"}
-    assert len(set(record["contracts"].values())) == 3
+    assert set(record["contracts"]) == {
+        "IdentityRegistry",
+        "ReputationRegistry",
+        "ValidationRegistry",
+        "AgentUSD",
+        "BatchSettler",
+    }
+    assert len(set(record["contracts"].values())) == 5
+
+
+def test_faucet__without_a_deployment__fails_clearly(tmp_path):
+    result = _ape_run("faucet", "--to", "0x" + "11" * 20, deployments=tmp_path)
+    assert result.returncode != 0
+    assert "no deployments file" in result.stderr + result.stdout
 
 
 def test_demo__registers_rates_and_prints_the_table(tmp_path):
