@@ -35,6 +35,11 @@ contract BatchSettler {
     /// @notice Most authorizations in one batch.
     uint256 public constant MAX_BATCH = 256;
 
+    /// @notice Gas each authorization may use: a payer's ERC-1271 wallet that burns more fails
+    ///         alone instead of sinking the batch (an out-of-gas inside `try` is caught only
+    ///         when the call had a cap of its own).
+    uint256 public constant MAX_GAS_PER_AUTHORIZATION = 200_000;
+
     /// @notice Authorization `index` of a batch did not settle; `reason` is the token's revert data.
     event AuthorizationSkipped(
         address indexed token, uint256 index, address indexed from, bytes32 indexed nonce, bytes reason
@@ -55,7 +60,10 @@ contract BatchSettler {
         uint256 count;
         for (uint256 i; i < n; ++i) {
             Authorization calldata a = authorizations[i];
-            try token.transferWithAuthorization(
+            // With less gas left, the capped call below could fail for want of gas rather than
+            // for its own reasons: stop the whole batch instead of misreporting a skip.
+            require(gasleft() > MAX_GAS_PER_AUTHORIZATION + MAX_GAS_PER_AUTHORIZATION / 63 + 20_000, "settler: out of gas");
+            try token.transferWithAuthorization{gas: MAX_GAS_PER_AUTHORIZATION}(
                 a.from, a.to, a.value, a.validAfter, a.validBefore, a.nonce, a.signature
             ) {
                 settled[i] = true;

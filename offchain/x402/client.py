@@ -8,6 +8,7 @@ TransferWithAuthorization valid until the chain's clock plus the offer's timeout
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -69,13 +70,18 @@ class X402Client:
         offer = self._choose(required)
         payload = self._pay(offer, required)
         headers = {**dict(kwargs.pop("headers", {}) or {}), PAYMENT_SIGNATURE: encode_header(payload)}
-        second = self.http.request(method, url, headers=headers, **kwargs)
-        settlement = second.headers.get(PAYMENT_RESPONSE)
-        return PaidResponse(
-            second,
-            decode_header(settlement, SettleResponse) if settlement else None,
-            int(offer.amount) if second.status_code < 400 else 0,
-        )
+        deadline = time.monotonic() + offer.maxTimeoutSeconds
+        while True:
+            second = self.http.request(method, url, headers=headers, **kwargs)
+            header = second.headers.get(PAYMENT_RESPONSE)
+            settlement = decode_header(header, SettleResponse) if header else None
+            # A pending settlement may still go through: present the same payment again (never a
+            # new one, which could pay twice) until the offer's timeout.
+            pending = settlement is not None and settlement.errorReason == "settlement_pending"
+            if second.status_code != 402 or not pending or time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)
+        return PaidResponse(second, settlement, int(offer.amount) if second.status_code < 400 else 0)
 
     def get(self, url: str, **kwargs: object) -> PaidResponse:
         return self.request("GET", url, **kwargs)

@@ -143,7 +143,7 @@ class Facilitator:
 
     def start(self, reconcile_every: float = 1.0) -> None:
         """Finishes what a previous run left, then keeps reconciling (and batching) in the background."""
-        self.reconcile()
+        self.reconcile(startup=True)
         self._spawn(self._reconcile_loop, reconcile_every)
         if self.batch_size:
             self._spawn(self._batch_loop)
@@ -299,15 +299,15 @@ class Facilitator:
             record = self.store.get(id_)
             if record is None:  # settle without a prior verify: verify (and reserve) now
                 verdict = self.verify(request)
-                if not verdict.isValid:
+                record = self.store.get(id_)  # a concurrent settle of this payment may have won
+                if record is None:
                     raise Rejected(verdict.invalidReason or UNEXPECTED_SETTLE, verdict.invalidMessage or "")
-                record = self.store.get(id_)
-            elif record.payload != json.dumps(request.paymentPayload.wire()):
+            if record.payload != json.dumps(request.paymentPayload.wire()):
                 raise Rejected(NONCE_USED, "a different payment with this nonce is on record")
-            assert record is not None
+            deadline = time.monotonic() + self.receipt_timeout
             if self.store.claim(id_):
-                return self._send(record, request)
-            return self._await(id_)
+                return self._send(record, request, deadline)
+            return self._await(id_, deadline)
         except Rejected as exc:
             return SettleResponse(
                 success=False,
@@ -333,7 +333,7 @@ class Facilitator:
                 network=self.network,
             )
 
-    def _send(self, record: PaymentRecord, request: FacilitatorRequest) -> SettleResponse:
+    def _send(self, record: PaymentRecord, request: FacilitatorRequest, deadline: float) -> SettleResponse:
         """Sends a claimed payment (after re-checking it, without simulation) and waits for it."""
         try:
             auth, signature, asset = self._check(request, simulate=False)
@@ -343,20 +343,29 @@ class Facilitator:
                 self.store.failed(record.id, exc.reason)
                 raise
             self.store.settled(record.id, elsewhere)
-            return self._await(record.id)
+            return self._await(record.id, deadline)
         if self.batch_size:
-            return self._enqueue(record, auth, signature)
+            return self._enqueue(record, auth, signature, deadline)
         call = self._token(asset).functions.transferWithAuthorization(*auth.as_args(), signature)
-        tx_hash = self._sign_and_send([record.id], call, gas=250_000)
-        return self._await(record.id, tx_hash)
+        try:
+            self._sign_and_send([record.id], call, gas=250_000)
+        except Exception:
+            self.store.release(record.id)  # nothing was signed: the payment can be settled again
+            raise
+        return self._await(record.id, deadline)
 
     def _sign_and_send(self, ids: list[str], call: Any, gas: int) -> str:
-        """Signs with the next nonce, stores the raw transaction, then broadcasts it."""
+        """Signs with the next nonce, stores the raw transaction, then broadcasts it.
+
+        Once stored, the transaction counts as sent: a failed broadcast leaves it pending, and
+        the reconciler broadcasts it again (same hash) or, if it can never be mined, fails it.
+        """
         with self._send_lock:
+            nonce = self.w3.eth.get_transaction_count(self.signer.address, "pending")
             tx = call.build_transaction(
                 {
                     "from": self.signer.address,
-                    "nonce": self.w3.eth.get_transaction_count(self.signer.address, "pending"),
+                    "nonce": nonce,
                     "gas": gas,
                     "gasPrice": self.w3.eth.gas_price,
                     "chainId": self.w3.eth.chain_id,
@@ -365,13 +374,13 @@ class Facilitator:
             signed = self.signer.sign_transaction(tx)
             tx_hash = "0x" + bytes(signed.hash).hex()
             for id_ in ids:
-                self.store.submitted(id_, tx_hash, bytes(signed.raw_transaction))
-            self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                self.store.submitted(id_, tx_hash, bytes(signed.raw_transaction), nonce)
+            with contextlib.suppress(Exception):
+                self.w3.eth.send_raw_transaction(signed.raw_transaction)
         return tx_hash
 
-    def _await(self, id_: str, tx_hash: str | None = None) -> SettleResponse:
-        """Waits (up to the receipt timeout) for a payment's outcome."""
-        deadline = time.monotonic() + self.receipt_timeout
+    def _await(self, id_: str, deadline: float) -> SettleResponse:
+        """Waits (until `deadline`, a monotonic time) for a payment's outcome."""
         while True:
             record = self.store.get(id_)
             assert record is not None
@@ -403,7 +412,7 @@ class Facilitator:
                     errorReason=SETTLEMENT_PENDING,
                     errorMessage="the transaction is not mined yet; settle again later with the same payment",
                     payer=record.payer,
-                    transaction=record.tx_hash or tx_hash or "",
+                    transaction=record.tx_hash or "",
                     network=self.network,
                 )
             time.sleep(0.02)
@@ -492,11 +501,14 @@ class Facilitator:
                 return f"{revert_reason(reason)}: skipped by the batch settler"
         return f"{TRANSFER_EVENT_MISMATCH}: the receipt lacks the expected transfer"
 
-    def reconcile(self) -> None:
-        """Finishes submitted payments; re-broadcasts stored transactions the node does not know."""
-        for record in self.store.in_state(State.SENDING):
-            if record.tx_hash is None:  # claimed, never signed: sending it is safe to redo
-                self.store.release(record.id)
+    def reconcile(self, startup: bool = False) -> None:
+        """Finishes submitted payments: reads receipts, re-broadcasts stored transactions the node
+        does not know, and fails those that can never be mined. At start-up it also returns
+        claims that a previous run made but never signed (while running, those are live)."""
+        if startup:
+            for record in self.store.in_state(State.SENDING):
+                if record.tx_hash is None:
+                    self.store.release(record.id)
         for record in self.store.in_state(State.SUBMITTED):
             self._resolve(record)
             current = self.store.get(record.id)
@@ -504,10 +516,32 @@ class Facilitator:
                 continue
             try:
                 self.w3.eth.get_transaction(record.tx_hash)
+                continue  # known to the node: wait for it
             except TransactionNotFound:
-                # "nonce too low" and the like: the next pass reads its receipt, if any.
-                with contextlib.suppress(ValueError):
-                    self.w3.eth.send_raw_transaction(record.raw_tx)
+                pass
+            with contextlib.suppress(Exception):
+                self.w3.eth.send_raw_transaction(record.raw_tx)
+            self._fail_if_unminable(record)
+
+    def _fail_if_unminable(self, record: PaymentRecord) -> None:
+        """A stored transaction can no longer be mined once another transaction took its nonce,
+        or once the authorization it carries has expired."""
+        nonce_taken = self.w3.eth.get_transaction_count(self.signer.address, "latest") > (
+            record.tx_nonce or 0
+        )
+        expired = self.w3.eth.get_block("latest")["timestamp"] >= record.valid_before
+        if not nonce_taken and not expired:
+            return
+        try:
+            self.w3.eth.get_transaction_receipt(record.tx_hash)
+            return  # it was mined after all: the next pass resolves it
+        except TransactionNotFound:
+            pass
+        elsewhere = self._settled_elsewhere(record)
+        if elsewhere is not None:
+            self.store.settled(record.id, elsewhere)
+        else:
+            self.store.failed(record.id, f"{TRANSACTION_FAILED}: the transaction was dropped", record.tx_hash)
 
     def _reconcile_loop(self, every: float) -> None:
         while not self._stop.wait(every):
@@ -519,14 +553,14 @@ class Facilitator:
     # -- batching --------------------------------------------------------------------------------
 
     def _enqueue(
-        self, record: PaymentRecord, auth: TransferAuthorization, signature: bytes
+        self, record: PaymentRecord, auth: TransferAuthorization, signature: bytes, deadline: float
     ) -> SettleResponse:
         done = threading.Event()
         with self._batch_cv:
             self._batch.items.append((record, auth, signature, done))
             self._batch_cv.notify_all()
-        done.wait(self.batch_wait + self.receipt_timeout)
-        return self._await(record.id)
+        done.wait(max(0.0, deadline - time.monotonic()))
+        return self._await(record.id, deadline)
 
     def _batch_loop(self) -> None:
         while not self._stop.is_set():
@@ -553,27 +587,32 @@ class Facilitator:
             by_asset.setdefault(item[0].asset, []).append(item)
         for asset, group in by_asset.items():
             entries = [(*auth.as_args(), signature) for _, auth, signature, _ in group]
+            ids = [record.id for record, *_ in group]
             try:
                 call = self._settler.functions.settle(asset, entries)
-                tx_hash = self._sign_and_send(
-                    [r.id for r, *_ in group], call, gas=120_000 + 90_000 * len(group)
-                )
-                receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
-                for record, *_ in group:
-                    current = self.store.get(record.id)
-                    if current is not None:
-                        self._resolve(current.model_copy(update={"tx_hash": tx_hash}))
-                del receipt
-            except TimeExhausted:
-                pass  # stays submitted: reconcile finishes it
-            except Exception as exc:
-                for record, *_ in group:
-                    current = self.store.get(record.id)
-                    if current is not None and current.state == State.SENDING:
-                        self.store.failed(record.id, f"{UNEXPECTED_SETTLE}: {exc}")
-            finally:
+                tx_hash = self._sign_and_send(ids, call, gas=self._batch_gas(call, len(group)))
+            except Exception:
+                for id_ in ids:  # nothing was signed: these payments can be settled again
+                    self.store.release(id_)
                 for *_, done in group:
                     done.set()
+                continue
+            with contextlib.suppress(TimeExhausted):  # if it times out, reconcile finishes it
+                self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
+                for id_ in ids:
+                    current = self.store.get(id_)
+                    if current is not None:
+                        self._resolve(current)
+            for *_, done in group:
+                done.set()
+
+    def _batch_gas(self, call: Any, size: int) -> int:
+        """The batch's estimate with a margin; the settler caps each authorization's own gas."""
+        ceiling = 60_000 + 260_000 * size  # MAX_GAS_PER_AUTHORIZATION plus the settler's overhead
+        try:
+            return min(ceiling, int(call.estimate_gas({"from": self.signer.address}) * 1.3))
+        except Exception:
+            return ceiling
 
     # -- helpers ---------------------------------------------------------------------------------
 

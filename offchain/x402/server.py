@@ -10,7 +10,9 @@ gets 400, a refused or unsettled payment 402, never a 5xx of ours; nothing is se
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -39,6 +41,10 @@ from offchain.x402.models import (
 
 Scope = dict[str, Any]
 
+# Settle answers worth asking again, with the same payment, until the offer's timeout.
+_RETRY_SETTLE = {"settlement_pending", "unexpected_settle_error"}
+_RETRY_EVERY = 0.5
+
 
 @dataclass(frozen=True)
 class Price:
@@ -51,7 +57,8 @@ class Price:
     mime_type: str = "application/json"
     max_timeout_seconds: int = 60
 
-    def requirements(self) -> PaymentRequirements:
+    def requirements(self, method: str = "GET") -> PaymentRequirements:
+        """The offer for one route; `extra.method` binds a payment to the request's method."""
         return PaymentRequirements(
             scheme=EXACT,
             network=f"eip155:{self.asset.chain_id}",
@@ -59,7 +66,7 @@ class Price:
             amount=str(self.amount),
             payTo=self.pay_to,
             maxTimeoutSeconds=self.max_timeout_seconds,
-            extra={"name": self.asset.name, "version": self.asset.version},
+            extra={"name": self.asset.name, "version": self.asset.version, "method": method},
         )
 
 
@@ -99,6 +106,10 @@ class PaymentMiddleware:
         self.app = app
         self.facilitator = facilitator
         self.prices = {(method.upper(), path): price for (method, path), price in prices.items()}
+        # Payments whose settlement was still pending when we answered 402: if the payer comes
+        # back with the same payment once it settled, it is served then, once. (Forgotten on a
+        # restart, which errs on the side of not serving.)
+        self._pending: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -113,7 +124,8 @@ class PaymentMiddleware:
 
     async def _paid(self, scope: Scope, receive: Any, send: Any, price: Price) -> None:
         resource = ResourceInfo(url=_url(scope), description=price.description, mimeType=price.mime_type)
-        requirements = price.requirements()
+        method = "GET" if scope["method"].upper() == "HEAD" else scope["method"].upper()
+        requirements = price.requirements(method)
         header = _header(scope, PAYMENT_SIGNATURE)
         if header is None or scope["method"].upper() == "HEAD":
             return await _payment_required(
@@ -135,6 +147,11 @@ class PaymentMiddleware:
             )
 
         request = FacilitatorRequest(paymentPayload=payload, paymentRequirements=requirements)
+        payment = _payment_key(payload)
+        if payment in self._pending:  # the same payment, back after its settlement was pending
+            return await self._serve_if_settled(
+                scope, receive, send, request, resource, requirements, payment
+            )
         try:
             verdict = await self.facilitator.verify(request)
         except (FacilitatorUnavailable, ValidationError) as exc:
@@ -148,16 +165,10 @@ class PaymentMiddleware:
         await self.app(scope, receive, held.send)
         if held.status is None or held.status >= 400:
             return await held.release(send, {})  # the handler failed: nothing is charged
-        try:
-            settled = await self.facilitator.settle(request)
-        except (FacilitatorUnavailable, ValidationError) as exc:
-            settled = SettleResponse(
-                success=False,
-                errorReason="unexpected_settle_error",
-                errorMessage=str(exc),
-                network=requirements.network,
-            )
+        settled = await self._settle(request, requirements)
         if not settled.success:
+            if settled.errorReason in _RETRY_SETTLE:
+                self._pending.add(payment)
             return await _payment_required(
                 send,
                 resource,
@@ -166,6 +177,63 @@ class PaymentMiddleware:
                 {PAYMENT_RESPONSE: encode_header(settled)},
             )
         await held.release(send, {PAYMENT_RESPONSE: encode_header(settled), "cache-control": "private"})
+
+    async def _settle(self, request: FacilitatorRequest, requirements: PaymentRequirements) -> SettleResponse:
+        """Settles, asking again while the answer is pending, up to the offer's timeout."""
+        deadline = time.monotonic() + requirements.maxTimeoutSeconds
+        while True:
+            try:
+                settled = await self.facilitator.settle(request)
+            except (FacilitatorUnavailable, ValidationError) as exc:
+                settled = SettleResponse(
+                    success=False,
+                    errorReason="unexpected_settle_error",
+                    errorMessage=str(exc),
+                    network=requirements.network,
+                )
+            if settled.success or settled.errorReason not in _RETRY_SETTLE or time.monotonic() >= deadline:
+                return settled
+            await asyncio.sleep(_RETRY_EVERY)
+
+    async def _serve_if_settled(
+        self,
+        scope: Scope,
+        receive: Any,
+        send: Any,
+        request: FacilitatorRequest,
+        resource: ResourceInfo,
+        requirements: PaymentRequirements,
+        payment: str,
+    ) -> None:
+        """Serves a payment that was pending when first presented, once it has settled."""
+        settled = await self._settle(request, requirements)
+        if not settled.success or payment not in self._pending:
+            if settled.errorReason not in _RETRY_SETTLE:
+                self._pending.discard(payment)
+            error = (
+                f"settlement failed: {settled.errorReason}"
+                if not settled.success
+                else "payment already served"
+            )
+            return await _payment_required(
+                send, resource, requirements, error, {PAYMENT_RESPONSE: encode_header(settled)}
+            )
+        self._pending.discard(payment)  # served once, from here on
+        held = _HeldResponse()
+        await self.app(scope, receive, held.send)
+        await held.release(send, {PAYMENT_RESPONSE: encode_header(settled), "cache-control": "private"})
+
+
+def _payment_key(payload: PaymentPayload) -> str:
+    """Identity of the authorization a payment carries (network, asset, payer, nonce)."""
+    authorization = payload.payload.get("authorization") or {}
+    parts = (
+        payload.accepted.network,
+        payload.accepted.asset,
+        authorization.get("from"),
+        authorization.get("nonce"),
+    )
+    return ":".join(str(part) for part in parts).lower()
 
 
 class _HeldResponse:

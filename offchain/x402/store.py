@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS payments (
     state        TEXT NOT NULL,
     tx_hash      TEXT,
     raw_tx       BLOB,
+    tx_nonce     INTEGER,
     error        TEXT,
     created      REAL NOT NULL,
     updated      REAL NOT NULL
@@ -64,6 +65,7 @@ class PaymentRecord(BaseModel):
     state: State
     tx_hash: str | None = None
     raw_tx: bytes | None = None
+    tx_nonce: int | None = None
     error: str | None = None
     created: float
     updated: float
@@ -96,7 +98,7 @@ class PaymentStore:
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO payments VALUES "
                 "(:id,:network,:asset,:payer,:pay_to,:amount,:valid_before,:payload,:state,"
-                ":tx_hash,:raw_tx,:error,:created,:updated)",
+                ":tx_hash,:raw_tx,:tx_nonce,:error,:created,:updated)",
                 record.model_dump(mode="python"),
             )
             return cursor.rowcount == 1
@@ -105,26 +107,42 @@ class PaymentStore:
         """Moves a reserved payment to sending; only one caller wins."""
         return self._transition(id_, State.RESERVED, State.SENDING)
 
-    def submitted(self, id_: str, tx_hash: str, raw_tx: bytes) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE payments SET state=?, tx_hash=?, raw_tx=?, updated=? WHERE id=?",
-                (State.SUBMITTED, tx_hash, raw_tx, time.time(), id_),
-            )
+    # Each write below names the states it may leave, so that two flows (a live settle and the
+    # background reconciler, say) never overwrite each other's outcome.
 
-    def settled(self, id_: str, tx_hash: str) -> None:
+    def submitted(self, id_: str, tx_hash: str, raw_tx: bytes, tx_nonce: int) -> bool:
         with self._lock:
-            self._db.execute(
-                "UPDATE payments SET state=?, tx_hash=?, error=NULL, updated=? WHERE id=?",
-                (State.SETTLED, tx_hash, time.time(), id_),
+            cursor = self._db.execute(
+                "UPDATE payments SET state=?, tx_hash=?, raw_tx=?, tx_nonce=?, updated=? WHERE id=? AND state=?",
+                (State.SUBMITTED, tx_hash, raw_tx, tx_nonce, time.time(), id_, State.SENDING),
             )
+            return cursor.rowcount == 1
 
-    def failed(self, id_: str, reason: str, tx_hash: str | None = None) -> None:
+    def settled(self, id_: str, tx_hash: str) -> bool:
         with self._lock:
-            self._db.execute(
-                "UPDATE payments SET state=?, error=?, tx_hash=COALESCE(?, tx_hash), updated=? WHERE id=?",
-                (State.FAILED, reason, tx_hash, time.time(), id_),
+            cursor = self._db.execute(
+                "UPDATE payments SET state=?, tx_hash=?, error=NULL, updated=? WHERE id=? AND state IN (?, ?)",
+                (State.SETTLED, tx_hash, time.time(), id_, State.SENDING, State.SUBMITTED),
             )
+            return cursor.rowcount == 1
+
+    def failed(self, id_: str, reason: str, tx_hash: str | None = None) -> bool:
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE payments SET state=?, error=?, tx_hash=COALESCE(?, tx_hash), updated=? "
+                "WHERE id=? AND state IN (?, ?, ?)",
+                (
+                    State.FAILED,
+                    reason,
+                    tx_hash,
+                    time.time(),
+                    id_,
+                    State.RESERVED,
+                    State.SENDING,
+                    State.SUBMITTED,
+                ),
+            )
+            return cursor.rowcount == 1
 
     def release(self, id_: str) -> None:
         """Returns a payment that was claimed but never sent to the reserved state."""

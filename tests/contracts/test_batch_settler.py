@@ -343,3 +343,36 @@ def test_settle__token_without_code__fails(
         settler.settle(address, [_item(auth, signature)], sender=deployer)
     assert _balances(token, alice, carol) == [ALICE_FUNDS, 0]
     assert not token.authorizationState(alice, auth.nonce)
+
+
+def test_settle__gas_burning_wallet__is_skipped_alone(
+    project, token, settler, domain, chain, deployer, alice, carol
+):
+    burner = deployer.deploy(project.gas_burning_wallet_mock)
+    token.mint(burner, USD, sender=deployer)
+    good_a = _authorize(chain, domain, alice, carol, USD)
+    good_b = _authorize(chain, domain, alice, carol, 2 * USD)
+    hostile = TransferAuthorization(
+        **{"from": burner.address},
+        to=carol.address,
+        value=USD,
+        validAfter=0,
+        validBefore=chain.pending_timestamp + HOUR,
+        nonce=random_nonce(),
+    )
+    batch = [_item(*good_a), _item(hostile, b"\x01" * 65), _item(*good_b)]
+    before = _balances(token, alice, carol, burner)
+    receipt = settler.settle(token, batch, sender=deployer, gas_limit=3_000_000)
+    assert _settled(receipt, settler) == (token.address, 2, 1)
+    assert [s[1] for s in _skipped(receipt, settler)] == [1]
+    assert _balances(token, alice, carol, burner) == [before[0] - 3 * USD, before[1] + 3 * USD, before[2]]
+
+
+def test_settle__too_little_gas_for_the_next_call__reverts_whole(
+    token, settler, domain, chain, deployer, alice, carol
+):
+    batch = [_item(*_authorize(chain, domain, alice, carol, USD)) for _ in range(3)]
+    before = _balances(token, alice, carol)
+    with ape.reverts("settler: out of gas"):
+        settler.settle(token, batch, sender=deployer, gas_limit=300_000)
+    assert _balances(token, alice, carol) == before

@@ -32,7 +32,9 @@ def start_facilitator(chain, key, token, db: Path, port: int) -> subprocess.Pope
     )
 
 
-def start_service(chain, token, merchant, facilitator_url: str, port: int, price: int = 25_000) -> subprocess.Popen:
+def start_service(
+    chain, token, merchant, facilitator_url: str, port: int, price: int = 25_000
+) -> subprocess.Popen:
     return _launch(
         "agentl2-paid-service",
         port,
@@ -48,7 +50,10 @@ def start_service(chain, token, merchant, facilitator_url: str, port: int, price
 def _launch(script: str, port: int, **env: str) -> subprocess.Popen:
     """Starts a console script and waits until its /health answers."""
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name(script))], cwd=ROOT, env={**os.environ, **env}, stderr=subprocess.PIPE
+        [str(Path(sys.executable).with_name(script))],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

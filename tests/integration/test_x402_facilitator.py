@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from eth_account import Account
@@ -173,32 +175,43 @@ def test_settlement_pending__is_answered_with_the_hash_and_finished_later(
     facilitator.stop()
 
 
-def test_server__does_not_serve_while_settlement_is_pending(
+def test_server__serves_a_pending_payment_only_once_it_settles(
     w3, facilitator_key, token, funded, merchant, price, chain, tmp_path
 ):
+    from dataclasses import replace
+
     from offchain.x402.example_service import create_service
 
-    facilitator = make_facilitator(w3, facilitator_key, token, tmp_path / "f.sqlite", receipt_timeout=0.5)
+    quick = replace(price, max_timeout_seconds=2)  # the server gives up waiting after 2 s
+    facilitator = make_facilitator(w3, facilitator_key, token, tmp_path / "f.sqlite", receipt_timeout=0.3)
     with (
         BackgroundServer(create_app(facilitator)) as fac,
-        BackgroundServer(create_service(FacilitatorClient(fac.url), price)) as service,
+        BackgroundServer(create_service(FacilitatorClient(fac.url), quick)) as service,
     ):
-        request, _ = _request(price, funded.private_key, chain=chain)
+        request, _ = _request(quick, funded.private_key, chain=chain)
         payload = request.paymentPayload.model_copy(
             update={"resource": ResourceInfo(url=f"{service.url}/weather")}
         )
+        header = {PAYMENT_SIGNATURE: encode_header(payload)}
+        before = token.balanceOf(merchant)
         chain.provider.make_request("evm_setAutomine", [False])
         try:
-            response = httpx.get(
-                f"{service.url}/weather", headers={PAYMENT_SIGNATURE: encode_header(payload)}
-            )
+            pending = httpx.get(f"{service.url}/weather", headers=header, timeout=30)
         finally:
             chain.provider.make_request("evm_mine", [])
             chain.provider.make_request("evm_setAutomine", [True])
-        assert response.status_code == 402
-        settled = decode_header(response.headers[PAYMENT_RESPONSE], SettleResponse)
+        assert pending.status_code == 402 and "city" not in pending.text
+        settled = decode_header(pending.headers[PAYMENT_RESPONSE], SettleResponse)
         assert settled.errorReason == reasons.SETTLEMENT_PENDING and settled.transaction.startswith("0x")
-        assert "city" not in response.text
+
+        # Mined now: the same payment is served, once.
+        served = httpx.get(f"{service.url}/weather", headers=header, timeout=30)
+        assert served.status_code == 200 and "city" in served.json()
+        assert (
+            decode_header(served.headers[PAYMENT_RESPONSE], SettleResponse).transaction == settled.transaction
+        )
+        assert httpx.get(f"{service.url}/weather", headers=header, timeout=30).status_code == 402
+        assert token.balanceOf(merchant) - before == PRICE
     facilitator.stop()
 
 
@@ -260,7 +273,7 @@ def test_crash_after_signing_before_broadcast__restart_sends_the_stored_transact
     assert first.verify(request).isValid
     first.stop()
 
-    class Crash(Exception):
+    class Crash(BaseException):  # the process dies: nothing in the facilitator catches this
         pass
 
     def crash(_raw):
@@ -272,7 +285,7 @@ def test_crash_after_signing_before_broadcast__restart_sends_the_stored_transact
     with monkeypatch.context() as patch:
         patch.setattr(first.w3.eth, "send_raw_transaction", crash)
         with pytest.raises(Crash):
-            first._send(record, request)
+            first._send(record, request, deadline=time.monotonic() + 5)
     (record,) = first.store.in_state(State.SUBMITTED)
     assert record.raw_tx and record.tx_hash
     before = token.balanceOf(merchant)
@@ -295,4 +308,53 @@ def test_authorization_front_run__counts_as_paid(
     front = token.transferWithAuthorization(*auth.as_args(), signature, sender=funded)
     settled = facilitator.settle(request)
     assert settled.success and settled.transaction == "0x" + HexBytes(front.txn_hash).hex().removeprefix("0x")
+    facilitator.stop()
+
+
+def test_stored_transaction_whose_nonce_was_taken__fails_and_moves_nothing(
+    w3, facilitator_key, token, funded, merchant, price, chain, tmp_path, monkeypatch
+):
+    facilitator = make_facilitator(w3, facilitator_key, token, tmp_path / "f.sqlite")
+    request, _ = _request(price, funded.private_key, chain=chain)
+    assert facilitator.verify(request).isValid
+    (record,) = facilitator.store.in_state(State.RESERVED)
+    assert facilitator.store.claim(record.id)
+    with monkeypatch.context() as patch:  # the broadcast is lost on the way to the node
+        patch.setattr(facilitator.w3.eth, "send_raw_transaction", lambda raw: None)
+        pending = facilitator._send(record, request, deadline=time.monotonic() + 0.3)
+    assert pending.errorReason == reasons.SETTLEMENT_PENDING and pending.transaction.startswith("0x")
+    # Another transaction of the same signer takes that nonce.
+    signer = Account.from_key(facilitator_key)
+    other = signer.sign_transaction(
+        {
+            "to": signer.address,
+            "value": 0,
+            "gas": 21_000,
+            "gasPrice": w3.eth.gas_price,
+            "chainId": 31337,
+            "nonce": w3.eth.get_transaction_count(signer.address, "pending"),
+        }
+    )
+    w3.eth.send_raw_transaction(other.raw_transaction)
+    before = token.balanceOf(merchant)
+    facilitator.reconcile()
+    answer = facilitator.settle(request)
+    assert answer.success is False and answer.errorReason == reasons.TRANSACTION_FAILED
+    assert token.balanceOf(merchant) == before
+    facilitator.stop()
+
+
+def test_concurrent_settles_without_verify__pay_once(
+    w3, facilitator_key, token, funded, merchant, price, chain, tmp_path
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    facilitator = make_facilitator(w3, facilitator_key, token, tmp_path / "f.sqlite")
+    request, _ = _request(price, funded.private_key, chain=chain)
+    before = token.balanceOf(merchant)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: facilitator.settle(request), range(6)))
+    assert all(a.success for a in answers), answers
+    assert len({a.transaction for a in answers}) == 1
+    assert token.balanceOf(merchant) - before == PRICE
     facilitator.stop()

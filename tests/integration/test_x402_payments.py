@@ -36,7 +36,7 @@ def test_unpaid_request__gets_402_with_requirements(service, token, merchant):
     (offer,) = required.accepts
     assert (offer.scheme, offer.network, offer.amount) == ("exact", "eip155:31337", str(PRICE))
     assert offer.asset == token.address and offer.payTo == merchant.address
-    assert offer.extra == {"name": "Agent USD", "version": "1"}
+    assert offer.extra == {"name": "Agent USD", "version": "1", "method": "GET"}
     assert required.resource.url.endswith("/weather")
     assert httpx.get(f"{service.url}/health").status_code == 200  # unpriced routes are free
 
@@ -154,3 +154,32 @@ def test_head_request__is_never_settled(service, token, funded, merchant, w3):
     response = httpx.head(f"{service.url}/weather", headers={PAYMENT_SIGNATURE: header})
     assert response.status_code == 402
     assert _balances(token, funded, merchant) == before
+
+
+def test_payment_for_one_method__is_refused_on_another(
+    facilitator_server, token, funded, merchant, price, w3
+):
+    from fastapi import FastAPI
+
+    from offchain.serving import BackgroundServer
+    from offchain.x402.models import encode_header
+    from offchain.x402.server import FacilitatorClient, PaymentMiddleware
+
+    app = FastAPI()
+
+    @app.api_route("/data", methods=["GET", "POST"])
+    async def data() -> dict:
+        return {"ok": True}
+
+    prices = {("GET", "/data"): price, ("POST", "/data"): price}
+    with BackgroundServer(
+        PaymentMiddleware(app, FacilitatorClient(facilitator_server.url), prices)
+    ) as server:
+        client = X402Client(funded.private_key, w3, max_amount=PRICE)
+        required = decode_header(httpx.get(f"{server.url}/data").headers[PAYMENT_REQUIRED], PaymentRequired)
+        header = encode_header(client._pay(required.accepts[0], required))  # signed for GET /data
+        before = _balances(token, funded, merchant)
+        response = httpx.post(f"{server.url}/data", headers={PAYMENT_SIGNATURE: header})
+        assert response.status_code == 402 and "not for these terms" in response.json()["error"]
+        assert _balances(token, funded, merchant) == before
+        assert httpx.get(f"{server.url}/data", headers={PAYMENT_SIGNATURE: header}).status_code == 200
