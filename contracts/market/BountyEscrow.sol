@@ -271,7 +271,8 @@ contract BountyEscrow is ReentrancyGuardTransient {
         _complete(id, b);
     }
 
-    /// @notice Anyone completes the task with the named validator's ERC-8004 response.
+    /// @notice Anyone completes the task with the named validator's ERC-8004 response, which
+    ///         outranks the poster: it also overturns a rejection, disputed or not.
     /// @dev The response must come from the bounty's validator, be about the claimant's agent,
     ///      postdate the submission and reach the threshold.
     /// @param id The bounty.
@@ -279,7 +280,10 @@ contract BountyEscrow is ReentrancyGuardTransient {
     function acceptByValidation(uint256 id, bytes32 requestHash) external {
         Bounty storage b = _kind(id, Kind.Task);
         Task storage task = _tasks[id];
-        require(b.status == Status.Submitted, "escrow: nothing to accept");
+        require(
+            b.status == Status.Submitted || b.status == Status.Rejected || b.status == Status.Disputed,
+            "escrow: nothing to accept"
+        );
         require(task.validator != address(0), "escrow: no validator");
         (address validator, uint256 agentId, uint8 response,,, uint256 lastUpdate) =
             _VALIDATION.getValidationStatus(requestHash);

@@ -1,0 +1,1 @@
+"""The bounty market: agents hire agents through the BountyEscrow."""
