@@ -34,10 +34,10 @@ def _translated(contract: ContractInstance, function: str) -> Iterator[None]:
         raise TransactionFailed(_name(contract), function, str(exc)) from None
 
 
-def transact(contract: ContractInstance, function: str, *args: Any, sender: Any) -> ReceiptAPI:
-    """Sends `contract.function(*args)` from `sender`; a revert raises `ContractReverted`."""
+def transact(contract: ContractInstance, function: str, *args: Any, sender: Any, value: int = 0) -> ReceiptAPI:
+    """Sends `contract.function(*args)` from `sender` (with `value` wei); a revert raises `ContractReverted`."""
     with _translated(contract, function):
-        receipt = getattr(contract, function)(*args, sender=sender)
+        receipt = getattr(contract, function)(*args, sender=sender, value=value)
     if receipt.failed:
         raise ContractReverted(_name(contract), function, None)
     return receipt
