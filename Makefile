@@ -46,6 +46,7 @@ lint: setup
 bench: setup
 	python bench/erc8004_gas.py
 	python bench/x402_settlement.py
+	python bench/escrow_gas.py
 
 clean:
 	rm -rf .build $(VENV) node_modules
