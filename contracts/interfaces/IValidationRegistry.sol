@@ -4,6 +4,11 @@ pragma solidity ^0.8.24;
 /// @title IValidationRegistry
 /// @notice What the escrow reads of the ERC-8004 validation registry.
 interface IValidationRegistry {
+    function computeRequestHash(address validatorAddress, uint256 agentId, string calldata requestURI)
+        external
+        view
+        returns (bytes32);
+
     function getValidationStatus(bytes32 requestHash)
         external
         view

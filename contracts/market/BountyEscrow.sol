@@ -21,7 +21,7 @@ import {IWorkAttester} from "../interfaces/IWorkAttester.sol";
 ///         disputed before a named arbiter. A missed deadline or a lost dispute slashes the stake
 ///         to the funders. Service bounty: a budget paid per unit of work that a named attester
 ///         contract counts (e.g. finalized batches per sequencer), at a fixed rate, to any number
-///         of workers (at most 64), until the budget or the term runs out.
+///         of workers (at most 64), for work paid out before the term ends, within the budget.
 /// @dev    Money only leaves through `withdraw` (payouts and stakes, credited first) and `refund`
 ///         (funders' pro-rata share of what a closed bounty did not pay out, the last funder
 ///         taking the rounding dust). `owed[asset]` always equals what the escrow still owes in
@@ -99,6 +99,7 @@ contract BountyEscrow is ReentrancyGuardTransient {
         uint64 submittedAt;
         uint64 rejectedAt;
         uint256 agentId;
+        bytes32 validationRequest; // the request a validator must answer: about the deliverable
     }
 
     /// @notice A service's terms.
@@ -122,7 +123,7 @@ contract BountyEscrow is ReentrancyGuardTransient {
     /// @notice Longest review window.
     uint64 public constant MAX_REVIEW_WINDOW = 30 days;
 
-    /// @notice Most workers of one service bounty (closing pays each in one transaction).
+    /// @notice Most workers of one service bounty.
     uint256 public constant MAX_WORKERS = 64;
 
     /// @notice Longest spec or deliverable URI, in bytes.
@@ -150,6 +151,9 @@ contract BountyEscrow is ReentrancyGuardTransient {
     mapping(uint256 id => Task) private _tasks;
     mapping(uint256 id => Service) private _services;
     mapping(uint256 id => mapping(address worker => Worker)) private _workers;
+
+    /// @dev Validation requests that already completed a bounty (one request, one bounty).
+    mapping(bytes32 requestHash => bool) private _validationUsed;
 
     event BountyCreated(
         uint256 indexed id, Kind kind, address indexed poster, address indexed asset, uint64 deadline, string specURI
@@ -187,7 +191,7 @@ contract BountyEscrow is ReentrancyGuardTransient {
     function createTask(TaskParams calldata p) external payable nonReentrant returns (uint256 id) {
         require(p.deadline > block.timestamp && p.deadline <= block.timestamp + MAX_TERM, "escrow: bad deadline");
         require(p.reviewWindow != 0 && p.reviewWindow <= MAX_REVIEW_WINDOW, "escrow: bad review window");
-        require(p.threshold <= 100, "escrow: bad threshold");
+        require(p.threshold <= 100 && (p.validator == address(0) || p.threshold != 0), "escrow: bad threshold");
         require(p.arbiter != address(0) && p.arbiter != msg.sender, "escrow: bad arbiter");
         require(bytes(p.specURI).length <= MAX_URI_BYTES, "escrow: uri too long");
         id = _create(Kind.Task, p.asset, p.deadline, p.agentsOnly, p.specURI);
@@ -236,8 +240,9 @@ contract BountyEscrow is ReentrancyGuardTransient {
         require(b.status == Status.Open, "escrow: not open");
         require(block.timestamp <= b.deadline, "escrow: deadline passed");
         require(msg.sender != b.poster, "escrow: poster cannot claim");
-        if (b.agentsOnly || agentId != 0) _requireAgent(agentId);
         Task storage task = _tasks[id];
+        require(msg.sender != task.arbiter && msg.sender != task.validator, "escrow: arbiter or validator cannot claim");
+        if (b.agentsOnly || agentId != 0) _requireAgent(agentId);
         _pull(b.asset, task.stake);
         owed[b.asset] += task.stake;
         task.claimant = msg.sender;
@@ -246,7 +251,9 @@ contract BountyEscrow is ReentrancyGuardTransient {
         emit Claimed(id, msg.sender, agentId, task.stake);
     }
 
-    /// @notice Delivers the work before the deadline.
+    /// @notice Delivers the work before the deadline. With a validator named, the validation
+    ///         request to answer is the one for this deliverable: the claimant's agent asks the
+    ///         validator with `requestURI = deliverableURI` (see `getTask(id).validationRequest`).
     /// @param id The bounty.
     /// @param deliverableURI Where the work is (at most 2048 bytes).
     /// @param deliverableHash Hash of the work (not zero).
@@ -257,6 +264,11 @@ contract BountyEscrow is ReentrancyGuardTransient {
         require(msg.sender == task.claimant, "escrow: not the claimant");
         require(block.timestamp <= b.deadline, "escrow: deadline passed");
         require(deliverableHash != 0 && bytes(deliverableURI).length <= MAX_URI_BYTES, "escrow: bad deliverable");
+        if (task.validator != address(0) && task.agentId != 0) {
+            bytes32 request = _VALIDATION.computeRequestHash(task.validator, task.agentId, deliverableURI);
+            require(!_validationUsed[request], "escrow: deliverable already validated for another bounty");
+            task.validationRequest = request;
+        }
         task.submittedAt = uint64(block.timestamp);
         b.status = Status.Submitted;
         emit Submitted(id, msg.sender, deliverableURI, deliverableHash);
@@ -273,8 +285,9 @@ contract BountyEscrow is ReentrancyGuardTransient {
 
     /// @notice Anyone completes the task with the named validator's ERC-8004 response, which
     ///         outranks the poster: it also overturns a rejection, disputed or not.
-    /// @dev The response must come from the bounty's validator, be about the claimant's agent,
-    ///      postdate the submission and reach the threshold.
+    /// @dev The request must be the one for this bounty's deliverable (recorded at submission,
+    ///      so it names the bounty's validator and the claimant's agent), answered after the
+    ///      submission, at or above the threshold; a request completes one bounty only.
     /// @param id The bounty.
     /// @param requestHash The validation request.
     function acceptByValidation(uint256 id, bytes32 requestHash) external {
@@ -285,11 +298,14 @@ contract BountyEscrow is ReentrancyGuardTransient {
             "escrow: nothing to accept"
         );
         require(task.validator != address(0), "escrow: no validator");
+        require(requestHash == task.validationRequest && requestHash != 0, "escrow: wrong validation");
+        require(!_validationUsed[requestHash], "escrow: validation already used");
         (address validator, uint256 agentId, uint8 response,,, uint256 lastUpdate) =
             _VALIDATION.getValidationStatus(requestHash);
-        require(validator == task.validator && agentId == task.agentId && agentId != 0, "escrow: wrong validation");
+        require(validator == task.validator && agentId == task.agentId, "escrow: wrong validation");
         require(lastUpdate >= task.submittedAt, "escrow: validation predates submission");
         require(response >= task.threshold, "escrow: below threshold");
+        _validationUsed[requestHash] = true;
         _complete(id, b);
     }
 
@@ -346,17 +362,13 @@ contract BountyEscrow is ReentrancyGuardTransient {
     /// @notice Anyone moves a bounty whose clock ran out: an unclaimed task expires; a claimed task
     ///         not delivered in time loses its stake; work the poster left unreviewed is paid; a
     ///         rejection left undisputed (or a dispute the arbiter left undecided for a second
-    ///         window) closes with the stake returned; a service past its term pays every worker
-    ///         what is due and closes.
+    ///         window) closes with the stake returned; a service past its term closes (work is paid
+    ///         by `payOut` while the term runs: the attester does not date units).
     /// @param id The bounty.
     function finalize(uint256 id) external nonReentrant {
         Bounty storage b = _bounty(id);
         if (b.kind == Kind.Service) {
             require(b.status == Status.Open && block.timestamp > b.deadline, "escrow: too early");
-            address[] storage workers = _services[id].workers;
-            for (uint256 i; i < workers.length; ++i) {
-                _payOut(id, b, workers[i]);
-            }
             _close(id, b);
             return;
         }
@@ -403,11 +415,13 @@ contract BountyEscrow is ReentrancyGuardTransient {
     }
 
     /// @notice Credits a worker for the units attested since the last payout, within the budget.
+    ///         Anyone may call it, until the term ends: units attested later are not paid.
     /// @param id The bounty.
     /// @param worker The worker.
     function payOut(uint256 id, address worker) external nonReentrant {
         Bounty storage b = _kind(id, Kind.Service);
         require(b.status == Status.Open, "escrow: not open");
+        require(block.timestamp <= b.deadline, "escrow: term over");
         require(_workers[id][worker].joined, "escrow: not a worker");
         _payOut(id, b, worker);
     }

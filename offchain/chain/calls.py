@@ -34,7 +34,9 @@ def _translated(contract: ContractInstance, function: str) -> Iterator[None]:
         raise TransactionFailed(_name(contract), function, str(exc)) from None
 
 
-def transact(contract: ContractInstance, function: str, *args: Any, sender: Any, value: int = 0) -> ReceiptAPI:
+def transact(
+    contract: ContractInstance, function: str, *args: Any, sender: Any, value: int = 0
+) -> ReceiptAPI:
     """Sends `contract.function(*args)` from `sender` (with `value` wei); a revert raises `ContractReverted`."""
     with _translated(contract, function):
         receipt = getattr(contract, function)(*args, sender=sender, value=value)

@@ -149,8 +149,15 @@ class Escrow:
     def accept(self, poster: Any, bounty_id: int) -> None:
         transact(self.contract, "accept", bounty_id, sender=poster)
 
-    def accept_by_validation(self, caller: Any, bounty_id: int, request_hash: bytes) -> None:
-        transact(self.contract, "acceptByValidation", bounty_id, request_hash, sender=caller)
+    def accept_by_validation(self, caller: Any, bounty_id: int) -> None:
+        """Completes the task with the validator's answer to the request about its deliverable."""
+        transact(
+            self.contract, "acceptByValidation", bounty_id, self.validation_request(bounty_id), sender=caller
+        )
+
+    def validation_request(self, bounty_id: int) -> bytes:
+        """The validation request the bounty's validator must answer (zero until a submission)."""
+        return bytes(view(self.contract, "getTask", bounty_id).validationRequest)
 
     def reject(self, poster: Any, bounty_id: int) -> None:
         transact(self.contract, "reject", bounty_id, sender=poster)

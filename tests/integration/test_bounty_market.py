@@ -72,8 +72,12 @@ def test_service_bounty__workers_paid_per_attested_unit(project, escrow, deploye
     attester.record(carol, 1, sender=deployer)
     assert escrow.pay_out(deployer, bounty, bob.address) == 3 * REWARD
     assert escrow.pay_out(deployer, bounty, bob.address) == 0  # nothing new attested
+    assert escrow.pay_out(deployer, bounty, carol.address) == REWARD
     chain.mine(timestamp=chain.pending_timestamp + DAY + 1)
-    escrow.finalize(deployer, bounty)  # pays carol what is due, closes
+    attester.record(carol, 5, sender=deployer)  # work attested after the term is not paid
+    with pytest.raises(ContractReverted, match="escrow: term over"):
+        escrow.pay_out(deployer, bounty, carol.address)
+    escrow.finalize(deployer, bounty)
     assert escrow.withdrawable(carol.address) == REWARD
     assert escrow.refund(alice, bounty) == 6 * REWARD
     feed = BountyFeed(escrow)
@@ -99,3 +103,28 @@ def test_client_errors__are_typed_and_readable(escrow, chain, alice, bob, mallor
     with pytest.raises(InvalidInput, match="not completed"):
         escrow.rate_worker(alice, registries, bounty, 50)
     assert escrow.bounty(bounty).asset == ETH
+
+
+def test_task_bounty__completed_by_the_named_validator(
+    escrow, registries, chain, alice, bob, mallory, validator
+):
+    worker_agent = registries.register(bob, "ipfs://worker")
+    terms = TaskTerms(
+        amount=REWARD,
+        deadline=chain.pending_timestamp + DAY,
+        arbiter=mallory.address,
+        review_window=DAY,
+        validator=validator.address,
+        threshold=80,
+        agents_only=True,
+    )
+    bounty = escrow.create_task(alice, terms)
+    escrow.claim(bob, bounty, worker_agent)
+    escrow.submit(bob, bounty, "ipfs://audit-report", b"\x09" * 32)
+    # The worker's agent asks the validator about exactly this deliverable.
+    request = registries.request_validation(bob, worker_agent, validator.address, "ipfs://audit-report")
+    assert request == escrow.validation_request(bounty)
+    registries.respond_validation(validator, request, 91, tag="audit")
+    escrow.accept_by_validation(mallory, bounty)  # anyone may, once the answer is in
+    assert escrow.bounty(bounty).status == Status.COMPLETED
+    assert escrow.withdrawable(bob.address) == REWARD
