@@ -152,8 +152,8 @@ contract BountyEscrow is ReentrancyGuardTransient {
     mapping(uint256 id => Service) private _services;
     mapping(uint256 id => mapping(address worker => Worker)) private _workers;
 
-    /// @dev Validation requests that already completed a bounty (one request, one bounty).
-    mapping(bytes32 requestHash => bool) private _validationUsed;
+    /// @dev Validation requests already bound to a bounty's submission (one request, one bounty).
+    mapping(bytes32 requestHash => bool) private _validationTaken;
 
     event BountyCreated(
         uint256 indexed id, Kind kind, address indexed poster, address indexed asset, uint64 deadline, string specURI
@@ -266,7 +266,8 @@ contract BountyEscrow is ReentrancyGuardTransient {
         require(deliverableHash != 0 && bytes(deliverableURI).length <= MAX_URI_BYTES, "escrow: bad deliverable");
         if (task.validator != address(0) && task.agentId != 0) {
             bytes32 request = _VALIDATION.computeRequestHash(task.validator, task.agentId, deliverableURI);
-            require(!_validationUsed[request], "escrow: deliverable already validated for another bounty");
+            require(!_validationTaken[request], "escrow: deliverable already submitted to another bounty");
+            _validationTaken[request] = true;
             task.validationRequest = request;
         }
         task.submittedAt = uint64(block.timestamp);
@@ -286,8 +287,8 @@ contract BountyEscrow is ReentrancyGuardTransient {
     /// @notice Anyone completes the task with the named validator's ERC-8004 response, which
     ///         outranks the poster: it also overturns a rejection, disputed or not.
     /// @dev The request must be the one for this bounty's deliverable (recorded at submission,
-    ///      so it names the bounty's validator and the claimant's agent), answered after the
-    ///      submission, at or above the threshold; a request completes one bounty only.
+    ///      so it names the bounty's validator and the claimant's agent, and bound to this bounty
+    ///      alone), answered after the submission, at or above the threshold.
     /// @param id The bounty.
     /// @param requestHash The validation request.
     function acceptByValidation(uint256 id, bytes32 requestHash) external {
@@ -298,14 +299,12 @@ contract BountyEscrow is ReentrancyGuardTransient {
             "escrow: nothing to accept"
         );
         require(task.validator != address(0), "escrow: no validator");
+        // The recorded hash already names the validator, the claimant's agent and the deliverable.
         require(requestHash == task.validationRequest && requestHash != 0, "escrow: wrong validation");
-        require(!_validationUsed[requestHash], "escrow: validation already used");
-        (address validator, uint256 agentId, uint8 response,,, uint256 lastUpdate) =
-            _VALIDATION.getValidationStatus(requestHash);
-        require(validator == task.validator && agentId == task.agentId, "escrow: wrong validation");
+        (,, uint8 response,,, uint256 lastUpdate) = _VALIDATION.getValidationStatus(requestHash);
+        require(lastUpdate != 0, "escrow: validation not answered");
         require(lastUpdate >= task.submittedAt, "escrow: validation predates submission");
         require(response >= task.threshold, "escrow: below threshold");
-        _validationUsed[requestHash] = true;
         _complete(id, b);
     }
 
