@@ -1,4 +1,4 @@
-"""An example paid service: a weather API whose every answer costs a fixed price in AgentUSD."""
+"""Example paid services: small JSON APIs whose every answer costs a fixed price in AgentUSD."""
 
 from __future__ import annotations
 
@@ -15,16 +15,30 @@ def forecast(city: str) -> dict:
     return {"city": city, "temperatureC": digest[0] % 35 - 5, "rainChance": digest[1] % 101}
 
 
-def create_service(facilitator: FacilitatorClient, price: Price) -> PaymentMiddleware:
-    """The weather app behind the payment middleware: GET /weather is paid, GET /health free."""
-    app = FastAPI(title="Paid weather (x402)", docs_url=None, redoc_url=None)
+def answer(kind: str, query: str) -> dict:
+    """A deterministic answer of any other kind of service."""
+    digest = hashlib.sha256(f"{kind}:{query}".encode()).hexdigest()
+    return {"service": kind, "query": query, "answer": digest[:16]}
 
-    @app.get("/weather")
-    async def weather(city: str = "Lisbon") -> dict:
-        return forecast(city)
+
+def create_service(facilitator: FacilitatorClient, price: Price, kind: str = "weather") -> PaymentMiddleware:
+    """A paid API behind the payment middleware: GET /<kind> is paid, GET /health free."""
+    app = FastAPI(title=f"Paid {kind} (x402)", docs_url=None, redoc_url=None)
+
+    if kind == "weather":
+
+        @app.get("/weather")
+        async def weather(city: str = "Lisbon") -> dict:
+            return forecast(city)
+
+    else:
+
+        @app.get(f"/{kind}")
+        async def service(q: str = "") -> dict:
+            return answer(kind, q)
 
     @app.get("/health")
     async def health() -> dict:
         return {"ok": True}
 
-    return PaymentMiddleware(app, facilitator, {("GET", "/weather"): price})
+    return PaymentMiddleware(app, facilitator, {("GET", f"/{kind}"): price})
