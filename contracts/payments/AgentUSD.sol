@@ -71,10 +71,7 @@ contract AgentUSD is ERC20, ERC20Permit, ERC3009, AccessControl {
         bytes32 nonce,
         bytes calldata signature
     ) external {
-        bytes32 digest = _hashTypedDataV4(
-            keccak256(abi.encode(TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce))
-        );
-        require(SignatureChecker.isValidSignatureNowCalldata(from, digest, signature), ERC3009InvalidSignature());
+        _requireSigned(TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, signature);
         _transferWithAuthorization(from, to, value, validAfter, validBefore, nonce);
     }
 
@@ -96,10 +93,7 @@ contract AgentUSD is ERC20, ERC20Permit, ERC3009, AccessControl {
         bytes32 nonce,
         bytes calldata signature
     ) external {
-        bytes32 digest = _hashTypedDataV4(
-            keccak256(abi.encode(RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce))
-        );
-        require(SignatureChecker.isValidSignatureNowCalldata(from, digest, signature), ERC3009InvalidSignature());
+        _requireSigned(RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, signature);
         require(to == _msgSender(), ERC20InvalidReceiver(to));
         _transferWithAuthorization(from, to, value, validAfter, validBefore, nonce);
     }
@@ -114,5 +108,22 @@ contract AgentUSD is ERC20, ERC20Permit, ERC3009, AccessControl {
             SignatureChecker.isValidSignatureNowCalldata(authorizer, digest, signature), ERC3009InvalidSignature()
         );
         _cancelAuthorization(authorizer, nonce);
+    }
+
+    /// @dev Reverts unless `from` signed the EIP-712 authorization struct of `typehash`
+    ///      (ECDSA for an EOA, ERC-1271 for a contract).
+    function _requireSigned(
+        bytes32 typehash,
+        address from,
+        address to,
+        uint256 value,
+        uint256 validAfter,
+        uint256 validBefore,
+        bytes32 nonce,
+        bytes calldata signature
+    ) private view {
+        bytes32 digest =
+            _hashTypedDataV4(keccak256(abi.encode(typehash, from, to, value, validAfter, validBefore, nonce)));
+        require(SignatureChecker.isValidSignatureNowCalldata(from, digest, signature), ERC3009InvalidSignature());
     }
 }

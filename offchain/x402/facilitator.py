@@ -309,29 +309,16 @@ class Facilitator:
                 return self._send(record, request, deadline)
             return self._await(id_, deadline)
         except Rejected as exc:
-            return SettleResponse(
-                success=False,
-                errorReason=exc.reason,
-                errorMessage=str(exc),
-                payer=payer,
-                network=self.network,
-            )
+            return self._settle_failure(exc.reason, str(exc), payer)
         except ValidationError as exc:
-            return SettleResponse(
-                success=False,
-                errorReason=INVALID_PAYLOAD,
-                errorMessage=str(exc),
-                payer=payer,
-                network=self.network,
-            )
-        except Exception as exc:
-            return SettleResponse(
-                success=False,
-                errorReason=UNEXPECTED_SETTLE,
-                errorMessage=str(exc),
-                payer=payer,
-                network=self.network,
-            )
+            return self._settle_failure(INVALID_PAYLOAD, str(exc), payer)
+        except Exception as exc:  # an RPC failure must still answer in x402's terms
+            return self._settle_failure(UNEXPECTED_SETTLE, str(exc), payer)
+
+    def _settle_failure(self, reason: str, message: str, payer: str | None) -> SettleResponse:
+        return SettleResponse(
+            success=False, errorReason=reason, errorMessage=message, payer=payer, network=self.network
+        )
 
     def _send(self, record: PaymentRecord, request: FacilitatorRequest, deadline: float) -> SettleResponse:
         """Sends a claimed payment (after re-checking it, without simulation) and waits for it."""
