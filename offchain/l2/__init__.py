@@ -1,0 +1,1 @@
+"""The L2 protocol in Python: state tree, codec, state transition (docs/l2-protocol.md)."""
