@@ -26,9 +26,10 @@ from pydantic import ValidationError
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound
 
+from offchain.chain.ecdsa import recover_signer
 from offchain.chain.eip712 import Eip712Domain
 from offchain.x402 import abi
-from offchain.x402.eip3009 import TransferAuthorization, recover_signer
+from offchain.x402.eip3009 import TransferAuthorization
 from offchain.x402.models import (
     EXACT,
     X402_VERSION,
