@@ -86,8 +86,29 @@ class BlockContext:
 # -- one transaction ----------------------------------------------------------------------------
 
 
-def apply_tx(tx: Tx, ctx: BlockContext, read: Reader) -> tuple[Status, Writes]:
-    """The status and leaf writes of `tx`; a failure writes nothing."""
+def signature_ok(tx: Tx, ctx: BlockContext) -> bool:
+    """Whether `tx` is signed by its sender (a deposit needs no signature). Reads no state."""
+    if isinstance(tx, Deposit):
+        return True
+    if isinstance(tx, TransferWithAuthorization):
+        digest = authorization_digest(tx, ctx.chain_id)
+    elif isinstance(tx, Transfer):
+        digest = transfer_digest(tx, ctx.chain_id, ctx.inbox)
+    elif isinstance(tx, Withdraw):
+        digest = withdraw_digest(tx, ctx.chain_id, ctx.inbox)
+    else:
+        raise TypeError(f"not an L2 transaction: {type(tx).__name__}")
+    return recover_signer(digest, tx.signature) == tx.sender
+
+
+def apply_tx(tx: Tx, ctx: BlockContext, read: Reader, signed: bool | None = None) -> tuple[Status, Writes]:
+    """The status and leaf writes of `tx`; a failure writes nothing.
+
+    `signed` is `signature_ok(tx, ctx)` when the caller computed it already (executors do so in
+    parallel, as it reads no state); None computes it here.
+    """
+    if signed is None:
+        signed = signature_ok(tx, ctx)
     if isinstance(tx, Deposit):
         if tx.index != _uint(read(DEPOSITS_KEY)):
             return Status.BAD_DEPOSIT_INDEX, {}
@@ -97,9 +118,9 @@ def apply_tx(tx: Tx, ctx: BlockContext, read: Reader) -> tuple[Status, Writes]:
             to: _put_uint(_uint(read(to)) + tx.amount, 16),
         }
 
+    if not signed:
+        return Status.BAD_SIGNATURE, {}
     if isinstance(tx, TransferWithAuthorization):
-        if recover_signer(authorization_digest(tx, ctx.chain_id), tx.signature) != tx.sender:
-            return Status.BAD_SIGNATURE, {}
         if not tx.valid_after < ctx.timestamp:
             return Status.NOT_YET_VALID, {}
         if not ctx.timestamp < tx.valid_before:
@@ -113,14 +134,6 @@ def apply_tx(tx: Tx, ctx: BlockContext, read: Reader) -> tuple[Status, Writes]:
         writes[used] = USED
         return Status.OK, writes
 
-    if isinstance(tx, Transfer):
-        digest = transfer_digest(tx, ctx.chain_id, ctx.inbox)
-    elif isinstance(tx, Withdraw):
-        digest = withdraw_digest(tx, ctx.chain_id, ctx.inbox)
-    else:
-        raise TypeError(f"not an L2 transaction: {type(tx).__name__}")
-    if recover_signer(digest, tx.signature) != tx.sender:
-        return Status.BAD_SIGNATURE, {}
     nonce = nonce_key(tx.sender)
     if tx.nonce != _uint(read(nonce)):
         return Status.BAD_NONCE, {}
