@@ -47,6 +47,7 @@ bench: setup
 	python bench/erc8004_gas.py
 	python bench/x402_settlement.py
 	python bench/escrow_gas.py
+	python bench/blockstm.py
 
 clean:
 	rm -rf .build $(VENV) node_modules

@@ -50,11 +50,11 @@ def run_block(
         statuses, writes, stats = execute_parallel(txns, ctx, state.read, threads, signatures)
     else:
         statuses, writes, stats = execute_sequential(txns, ctx, state.read, signatures)
-    new_state, roots = _commit(state, writes)
+    new_state, roots = commit_writes(state, writes)
     return ExecutedBlock(BlockResult(new_state, statuses, roots), stats)
 
 
-def _commit(state: State, per_tx: list[Writes]) -> tuple[State, list[bytes]]:
+def commit_writes(state: State, per_tx: list[Writes]) -> tuple[State, list[bytes]]:
     """The new state and the root after each transaction, from the writes in block order."""
     roots, root, merged = [], state.root, {}
     for writes in per_tx:
