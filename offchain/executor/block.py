@@ -62,10 +62,4 @@ def commit_writes(state: State, per_tx: list[Writes]) -> tuple[State, list[bytes
             root = state.tree.update(root, {k: None if v is None else keccak(v) for k, v in writes.items()})
             merged.update(writes)
         roots.append(root)
-    values = dict(state.values)
-    for key, value in merged.items():
-        if value is None:
-            values.pop(key, None)
-        else:
-            values[key] = value
-    return State(state.tree, values, root), roots
+    return state.merged(merged, root), roots

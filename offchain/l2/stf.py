@@ -185,14 +185,18 @@ class State:
 
     def apply(self, writes: Mapping[bytes, bytes | None]) -> State:
         """A new state with `writes` applied (this one is left as it was)."""
+        hashes = {key: (None if value is None else keccak(value)) for key, value in writes.items()}
+        return self.merged(writes, self.tree.update(self.root, hashes))
+
+    def merged(self, writes: Mapping[bytes, bytes | None], root: bytes) -> State:
+        """A new state holding this one's values with `writes` over them, under `root` (already computed)."""
         values = dict(self.values)
         for key, value in writes.items():
             if value is None:
                 values.pop(key, None)
             else:
                 values[key] = value
-        hashes = {key: (None if value is None else keccak(value)) for key, value in writes.items()}
-        return State(self.tree, values, self.tree.update(self.root, hashes))
+        return State(self.tree, values, root)
 
 
 @dataclass(frozen=True)
@@ -217,10 +221,4 @@ def apply_block(state: State, ctx: BlockContext, txs: list[Tx]) -> BlockResult:
             root = state.tree.update(root, {k: None if v is None else keccak(v) for k, v in writes.items()})
         statuses.append(status)
         roots.append(root)
-    values = dict(state.values)
-    for key, value in overlay.items():
-        if value is None:
-            values.pop(key, None)
-        else:
-            values[key] = value
-    return BlockResult(State(state.tree, values, root), statuses, roots)
+    return BlockResult(state.merged(overlay, root), statuses, roots)
