@@ -1,0 +1,93 @@
+"""The versioned LMDB state store: every block readable, and a crash mid-commit loses nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from eth_account import Account
+from eth_hash.auto import keccak
+
+from offchain.l2.codec import Deposit, Transfer
+from offchain.l2.signing import sign, transfer_digest
+from offchain.l2.stf import BlockContext, apply_block, balance_key
+from offchain.l2.store import StateStore, StoreError
+
+CTX = BlockContext(chain_id=9, inbox="0x" + "1b" * 20, timestamp=1_000, sequencer="0x" + "5e" * 20)
+TOKEN = "0x" + "0a" * 20
+ALICE = Account.from_key(keccak(b"alice"))
+BOB = "0x" + "b0" * 20
+
+
+def _transfer(amount: int, nonce: int) -> Transfer:
+    unsigned = Transfer(ALICE.address, BOB, TOKEN, amount, 0, nonce, b"\x00" * 65)
+    return Transfer(
+        ALICE.address, BOB, TOKEN, amount, 0, nonce, sign(ALICE.key, transfer_digest(unsigned, 9, CTX.inbox))
+    )
+
+
+def _amount(raw: bytes | None) -> int:
+    return int.from_bytes(raw, "big") if raw else 0
+
+
+def _three_blocks(store: StateStore) -> list[bytes]:
+    blocks = [[Deposit(0, ALICE.address, TOKEN, 100)], [_transfer(30, 0)], [_transfer(20, 1)]]
+    roots = []
+    for number, txs in enumerate(blocks):
+        result = apply_block(store.state_at(), CTX, txs)
+        store.commit(number, result.state)
+        roots.append(result.state.root)
+    return roots
+
+
+def test_every_block__stays_readable_after_reopening(tmp_path):
+    store = StateStore(tmp_path / "state")
+    roots = _three_blocks(store)
+    store.close()
+    store = StateStore(tmp_path / "state")
+    assert store.latest() == 2
+    assert [store.root_at(n) for n in range(3)] == roots
+    bob = balance_key(BOB, TOKEN)
+    assert [_amount(store.read(n, bob)) for n in range(3)] == [0, 30, 50]
+    assert _amount(store.read(1, balance_key(ALICE.address, TOKEN))) == 70
+    assert store.state_at().root == roots[2] and store.state_at(0).root == roots[0]
+
+
+def test_blocks_out_of_order__are_refused(tmp_path):
+    store = StateStore(tmp_path / "state")
+    result = apply_block(store.state_at(), CTX, [Deposit(0, ALICE.address, TOKEN, 1)])
+    with pytest.raises(StoreError, match="out of order"):
+        store.commit(1, result.state)
+    with pytest.raises(StoreError, match="not stored"):
+        store.root_at(0)
+
+
+def test_crash_in_the_middle_of_a_commit__leaves_the_last_block_intact(tmp_path):
+    store = StateStore(tmp_path / "state")
+    roots = _three_blocks(store)
+    store.close()
+    # Another process starts committing block 3, writes part of it, and dies before the end.
+    script = textwrap.dedent(
+        f"""
+        import os
+        from offchain.l2.store import StateStore
+        store = StateStore({str(tmp_path / "state")!r})
+        txn = store.env.begin(write=True)
+        txn.put(b"\\x01" * 32, b"\\x00" * 65, db=store.nodes)
+        txn.put((3).to_bytes(8, "big"), b"\\x02" * 32, db=store.blocks)
+        txn.put(b"latest", (3).to_bytes(8, "big"), db=store.meta)
+        os._exit(9)
+        """
+    )
+    assert subprocess.run([sys.executable, "-c", script], check=False).returncode == 9
+    store = StateStore(tmp_path / "state")
+    assert store.latest() == 2 and store.root_at(2) == roots[2]
+    with pytest.raises(StoreError):
+        store.root_at(3)
+    assert _amount(store.read(2, balance_key(BOB, TOKEN))) == 50
+    # And it goes on from there.
+    result = apply_block(store.state_at(), CTX, [_transfer(5, 2)])
+    store.commit(3, result.state)
+    assert _amount(store.read(3, balance_key(BOB, TOKEN))) == 55
