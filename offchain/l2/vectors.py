@@ -1,0 +1,151 @@
+"""Test vectors of the L2 rules, for the on-chain one-step verifier to check against.
+
+Each vector is one transaction applied to a known state: its record, the block context, the
+pre-state root, every leaf the transaction reads with its value and its proof against the
+pre-state root (membership or non-membership), the expected status and the post-state root.
+A verifier that recomputes the post-state root from the record and those proofs alone, for every
+vector, implements the same rules as `stf.apply_tx`. Written by `python -m offchain.l2.vectors`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from eth_account import Account
+from eth_hash.auto import keccak
+
+from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, Tx, Withdraw, encode
+from offchain.l2.signing import authorization_digest, sign, transfer_digest, withdraw_digest
+from offchain.l2.stf import BlockContext, State, Status, apply_block, apply_tx
+
+CHAIN, INBOX, TOKEN = 424_242, "0x" + "1b" * 20, "0x" + "0a" * 20
+CTX = BlockContext(chain_id=CHAIN, inbox=INBOX, timestamp=1_000, sequencer="0x" + "5e" * 20)
+ALICE, BOB = (Account.from_key(keccak(name)) for name in (b"vector-alice", b"vector-bob"))
+
+
+def _transfer(
+    key: bytes, sender: str, amount: int, fee: int = 1, nonce: int = 0, chain: int = CHAIN
+) -> Transfer:
+    unsigned = Transfer(sender, BOB.address, TOKEN, amount, fee, nonce, b"\x00" * 65)
+    return Transfer(
+        sender, BOB.address, TOKEN, amount, fee, nonce, sign(key, transfer_digest(unsigned, chain, INBOX))
+    )
+
+
+def _authorization(key: bytes, value: int, after: int = 0, before: int = 2_000, nonce: bytes = b"\x01" * 32):
+    unsigned = TransferWithAuthorization(
+        ALICE.address, BOB.address, TOKEN, value, after, before, nonce, b"\x00" * 65
+    )
+    signature = sign(key, authorization_digest(unsigned, CHAIN))
+    return TransferWithAuthorization(
+        ALICE.address, BOB.address, TOKEN, value, after, before, nonce, signature
+    )
+
+
+def _withdraw(key: bytes, amount: int, nonce: int = 0) -> Withdraw:
+    unsigned = Withdraw(ALICE.address, TOKEN, amount, 2, BOB.address, nonce, b"\x00" * 65)
+    return Withdraw(
+        ALICE.address,
+        TOKEN,
+        amount,
+        2,
+        BOB.address,
+        nonce,
+        sign(key, withdraw_digest(unsigned, CHAIN, INBOX)),
+    )
+
+
+def _genesis() -> State:
+    """ALICE holds 1,000; one authorization nonce of hers is already used."""
+    state = apply_block(State(), CTX, [Deposit(0, ALICE.address, TOKEN, 1_000)]).state
+    return apply_block(state, CTX, [_authorization(ALICE.key, 1, nonce=b"\x0f" * 32)]).state
+
+
+def cases() -> list[tuple[str, Tx, Status]]:
+    """Every kind and every outcome, with the status the rules give."""
+    return [
+        ("deposit-ok", Deposit(1, BOB.address, TOKEN, 50), Status.OK),
+        ("deposit-bad-index", Deposit(5, BOB.address, TOKEN, 50), Status.BAD_DEPOSIT_INDEX),
+        ("transfer-ok", _transfer(ALICE.key, ALICE.address, 100), Status.OK),
+        ("transfer-bad-signature", _transfer(BOB.key, ALICE.address, 100), Status.BAD_SIGNATURE),
+        (
+            "transfer-other-chain",
+            _transfer(ALICE.key, ALICE.address, 100, chain=CHAIN + 1),
+            Status.BAD_SIGNATURE,
+        ),
+        ("transfer-bad-nonce", _transfer(ALICE.key, ALICE.address, 100, nonce=3), Status.BAD_NONCE),
+        ("transfer-insufficient", _transfer(ALICE.key, ALICE.address, 999), Status.INSUFFICIENT_BALANCE),
+        ("authorization-ok", _authorization(ALICE.key, 200), Status.OK),
+        ("authorization-bad-signature", _authorization(BOB.key, 200), Status.BAD_SIGNATURE),
+        ("authorization-not-yet-valid", _authorization(ALICE.key, 200, after=1_000), Status.NOT_YET_VALID),
+        ("authorization-expired", _authorization(ALICE.key, 200, before=1_000), Status.EXPIRED),
+        ("authorization-used", _authorization(ALICE.key, 200, nonce=b"\x0f" * 32), Status.AUTHORIZATION_USED),
+        ("authorization-insufficient", _authorization(ALICE.key, 2_000), Status.INSUFFICIENT_BALANCE),
+        ("withdraw-ok", _withdraw(ALICE.key, 300), Status.OK),
+        ("withdraw-bad-signature", _withdraw(BOB.key, 300), Status.BAD_SIGNATURE),
+        ("withdraw-insufficient", _withdraw(ALICE.key, 999), Status.INSUFFICIENT_BALANCE),
+    ]
+
+
+def vector(name: str, tx: Tx, state: State) -> dict:
+    """The vector of `tx` on `state`."""
+    reads: list[bytes] = []
+
+    def read(key: bytes) -> bytes | None:
+        if key not in reads:
+            reads.append(key)
+        return state.read(key)
+
+    status, _ = apply_tx(tx, CTX, read)
+    post = apply_block(state, CTX, [tx]).state.root
+    leaves = []
+    for key in reads:
+        value = state.read(key)
+        leaves.append(
+            {
+                "key": "0x" + key.hex(),
+                "value": None if value is None else "0x" + value.hex(),
+                "proof": "0x" + state.tree.prove(state.root, key).encode().hex(),
+            }
+        )
+    return {
+        "name": name,
+        "record": "0x" + encode(tx).hex(),
+        "context": {
+            "chainId": CTX.chain_id,
+            "inbox": CTX.inbox,
+            "timestamp": CTX.timestamp,
+            "sequencer": CTX.sequencer,
+        },
+        "preStateRoot": "0x" + state.root.hex(),
+        "reads": leaves,
+        "status": int(status),
+        "statusName": status.name,
+        "postStateRoot": "0x" + post.hex(),
+    }
+
+
+def generate() -> list[dict]:
+    state = _genesis()
+    out = []
+    for name, tx, expected in cases():
+        item = vector(name, tx, state)
+        if item["status"] != expected:
+            raise AssertionError(
+                f"{name}: the rules give {item['statusName']}, the case expects {expected.name}"
+            )
+        out.append(item)
+    return out
+
+
+def main(path: str = "tests/vectors/l2_transactions.json") -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"version": 1, "vectors": generate()}, indent=2) + "\n")
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
