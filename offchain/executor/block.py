@@ -1,16 +1,24 @@
-"""Running a block with an executor: signatures checked in worker processes, then the state
-transition (sequential or Block-STM), then the per-transaction state roots in block order."""
+"""Running a block with an executor: signatures checked in worker processes while the state
+transition (sequential or Block-STM) runs, then the block's state root.
+
+The per-transaction state roots (the trace a dispute bisects over) cost about six times the
+block's root, because every transaction re-hashes its paths to the top: `trace=True` computes
+them; a sequencer commits the block root and builds the trace only for a disputed batch.
+"""
 
 from __future__ import annotations
 
 from concurrent.futures import Executor as PoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
-from eth_hash.auto import keccak
-
-from offchain.executor.blockstm import BlockStats, execute_parallel, execute_sequential
+from offchain.executor.blockstm import BlockStats, Signed, execute_parallel, execute_sequential
+from offchain.hashing import keccak
 from offchain.l2.codec import Tx
-from offchain.l2.stf import BlockContext, BlockResult, State, Writes, signature_ok
+from offchain.l2.stf import BlockContext, State, Status, Writes, signature_ok
+
+SEQUENTIAL_BELOW = 32  # smaller blocks gain nothing from threads and processes
+CHUNK = 128  # transactions per signature task: small enough for Block-STM to start early
 
 
 def _check_chunk(args: tuple[list[Tx], BlockContext]) -> list[bool]:
@@ -18,20 +26,23 @@ def _check_chunk(args: tuple[list[Tx], BlockContext]) -> list[bool]:
     return [signature_ok(tx, ctx) for tx in txns]
 
 
-def verify_signatures(
-    txns: list[Tx], ctx: BlockContext, pool: PoolExecutor | None, workers: int = 2
-) -> list[bool]:
-    """`signature_ok` of every transaction; in `pool`'s processes when given (it reads no state)."""
-    if pool is None or len(txns) < 64:
-        return [signature_ok(tx, ctx) for tx in txns]
-    size = -(-len(txns) // (workers * 4))
-    chunks = [(txns[i : i + size], ctx) for i in range(0, len(txns), size)]
-    return [ok for part in pool.map(_check_chunk, chunks) for ok in part]
+def verify_signatures(txns: list[Tx], ctx: BlockContext, pool: PoolExecutor | None) -> Signed:
+    """`signature_ok` of each transaction, computed in `pool`'s processes when given (it reads no
+    state): the result answers as soon as the transaction's chunk is done."""
+    if pool is None or len(txns) < SEQUENTIAL_BELOW:
+        return lambda i: signature_ok(txns[i], ctx)
+    futures: list[Future[list[bool]]] = [
+        pool.submit(_check_chunk, (txns[i : i + CHUNK], ctx)) for i in range(0, len(txns), CHUNK)
+    ]
+    return lambda i: futures[i // CHUNK].result()[i % CHUNK]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExecutedBlock:
-    result: BlockResult
+    state: State
+    statuses: list[Status]
+    writes: list[Writes]  # each transaction's writes, in block order
+    roots: list[bytes] | None  # the state root after each transaction, when traced
     stats: BlockStats
 
 
@@ -42,16 +53,22 @@ def run_block(
     parallel: bool = True,
     threads: int = 4,
     pool: PoolExecutor | None = None,
-    workers: int = 2,
+    trace: bool = False,
+    sequential_below: int = SEQUENTIAL_BELOW,
 ) -> ExecutedBlock:
-    """Executes `txns` on `state`; returns what `stf.apply_block` would, plus statistics."""
-    signatures = verify_signatures(txns, ctx, pool, workers)
-    if parallel:
-        statuses, writes, stats = execute_parallel(txns, ctx, state.read, threads, signatures)
+    """Executes `txns` on `state`: the state, statuses and (with `trace`) roots of `stf.apply_block`."""
+    signed = verify_signatures(txns, ctx, pool)
+    if parallel and len(txns) >= sequential_below:
+        statuses, writes, stats = execute_parallel(txns, ctx, state.read, threads, signed)
     else:
-        statuses, writes, stats = execute_sequential(txns, ctx, state.read, signatures)
-    new_state, roots = commit_writes(state, writes)
-    return ExecutedBlock(BlockResult(new_state, statuses, roots), stats)
+        statuses, writes, stats = execute_sequential(txns, ctx, state.read, signed)
+    if trace:
+        new_state, roots = commit_writes(state, writes)
+        return ExecutedBlock(new_state, statuses, writes, roots, stats)
+    merged: Writes = {}
+    for tx_writes in writes:
+        merged.update(tx_writes)
+    return ExecutedBlock(state.apply(merged), statuses, writes, None, stats)
 
 
 def commit_writes(state: State, per_tx: list[Writes]) -> tuple[State, list[bytes]]:

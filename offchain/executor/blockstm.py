@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left, insort
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
 from offchain.l2.codec import Tx
-from offchain.l2.stf import BlockContext, Reader, Status, Writes, apply_tx
+from offchain.l2.stf import BlockContext, Credit, Reader, Status, Writes, apply_tx
 
 
 class _Estimate:
@@ -31,6 +32,7 @@ class _Estimate:
 
 ESTIMATE = _Estimate()
 Version = tuple[int, int]  # (transaction index, incarnation)
+Value = bytes | Credit | None | _Estimate
 
 
 class ReadDependency(Exception):
@@ -41,37 +43,51 @@ class ReadDependency(Exception):
 
 
 class MVMemory:
-    """Each location's values by writing transaction; reads see the highest writer below them."""
+    """Each location's values by writing transaction; a read sees the highest writer below it.
 
-    def __init__(self, block_size: int):
-        self._data: dict[bytes, dict[int, tuple[int, bytes | _Estimate | None]]] = {}
+    A writer may leave a `Credit` (a blind addition) instead of a value: a read adds the credits
+    it passes on the way down to the value below them, so credits to one balance never conflict
+    with each other. Reads are validated by value (as Aptos does for such deltas): a transaction
+    is a function of the values it read, so the same values mean the same result.
+    """
+
+    def __init__(self, block_size: int, storage: Reader):
+        self._storage = storage
+        self._values: dict[bytes, dict[int, Value]] = {}  # location -> writer -> value
+        self._writers: dict[bytes, list[int]] = {}  # location -> its writers, ascending
         self._lock = threading.Lock()
         self._last_written: list[frozenset[bytes]] = [frozenset()] * block_size
-        self._last_read: list[list[tuple[bytes, Version | None]]] = [[] for _ in range(block_size)]
+        self._last_read: list[list[tuple[bytes, bytes | None]]] = [[] for _ in range(block_size)]
 
-    def read(self, key: bytes, txn: int) -> tuple[Version | None, bytes | None]:
-        """(version read, value); version None means storage. Raises ReadDependency on ESTIMATE."""
-        entries = self._data.get(key)
-        if entries:
+    def read(self, key: bytes, txn: int) -> bytes | None:
+        """The value `txn` sees at `key`. Raises ReadDependency on an ESTIMATE."""
+        credit = 0
+        writers = self._writers.get(key)
+        if writers:
             with self._lock:
-                writers = [w for w in entries if w < txn]
-                if writers:
-                    writer = max(writers)
-                    incarnation, value = entries[writer]
+                values = self._values[key]
+                for position in range(bisect_left(writers, txn) - 1, -1, -1):
+                    writer = writers[position]
+                    value = values[writer]
                     if value is ESTIMATE:
                         raise ReadDependency(writer)
-                    return (writer, incarnation), value  # type: ignore[return-value]
-        return None, None
+                    if not isinstance(value, Credit):
+                        return _add(value, credit)  # type: ignore[arg-type]
+                    credit += value.amount
+        return _add(self._storage(key), credit)
 
-    def record(self, version: Version, reads: list[tuple[bytes, Version | None]], writes: Writes) -> bool:
+    def record(self, txn: int, reads: list[tuple[bytes, bytes | None]], writes: Writes) -> bool:
         """Stores an incarnation's writes (in place of its predecessor's); True if it wrote a new location."""
-        txn, incarnation = version
         with self._lock:
             for key, value in writes.items():
-                self._data.setdefault(key, {})[txn] = (incarnation, value)
+                values = self._values.setdefault(key, {})
+                if txn not in values:
+                    insort(self._writers.setdefault(key, []), txn)
+                values[txn] = value
             new_locations = frozenset(writes)
             for key in self._last_written[txn] - new_locations:
-                self._data[key].pop(txn, None)
+                del self._values[key][txn]
+                self._writers[key].remove(txn)
             wrote_new = not new_locations <= self._last_written[txn]
             self._last_written[txn] = new_locations
             self._last_read[txn] = reads
@@ -80,27 +96,37 @@ class MVMemory:
     def convert_writes_to_estimates(self, txn: int) -> None:
         with self._lock:
             for key in self._last_written[txn]:
-                incarnation, _ = self._data[key][txn]
-                self._data[key][txn] = (incarnation, ESTIMATE)
+                self._values[key][txn] = ESTIMATE
 
     def validate_read_set(self, txn: int) -> bool:
-        """Whether every location the last incarnation read still resolves to the same version."""
-        for key, seen in self._last_read[txn]:
-            try:
-                version, _ = self.read(key, txn)
-            except ReadDependency:
-                return False
-            if version != seen:
-                return False
-        return True
+        """Whether every location the last incarnation read still holds the value it saw."""
+        try:
+            return all(self.read(key, txn) == seen for key, seen in self._last_read[txn])
+        except ReadDependency:
+            return False
 
     def snapshot(self) -> list[Writes]:
-        """Each transaction's final writes, in block order."""
+        """Each transaction's final writes in block order, credits resolved to values."""
+        current: dict[bytes, bytes | None] = {}
+        out: list[Writes] = []
         with self._lock:
-            return [
-                {key: self._data[key][txn][1] for key in self._last_written[txn]}  # type: ignore[misc]
-                for txn in range(len(self._last_written))
-            ]
+            for txn, keys in enumerate(self._last_written):
+                writes: Writes = {}
+                for key in keys:
+                    value = self._values[key][txn]
+                    if isinstance(value, Credit):
+                        below = current[key] if key in current else self._storage(key)
+                        value = _add(below, value.amount)
+                    writes[key] = value  # type: ignore[assignment]
+                    current[key] = value  # type: ignore[assignment]
+                out.append(writes)
+        return out
+
+
+def _add(value: bytes | None, credit: int) -> bytes | None:
+    if not credit:
+        return value
+    return (int.from_bytes(value, "big") + credit if value else credit).to_bytes(16, "big")
 
 
 class _TxStatus(Enum):
@@ -270,36 +296,45 @@ class BlockStats:
     seconds: float
 
 
+Signed = Callable[[int], bool]  # transaction index -> whether its signature is good (may block)
+
+
 def execute_parallel(
     txns: list[Tx],
     ctx: BlockContext,
     storage: Reader,
     threads: int = 4,
-    signatures: list[bool] | None = None,
+    signed: Signed | None = None,
 ) -> tuple[list[Status], list[Writes], BlockStats]:
-    """Runs the block with Block-STM; returns each transaction's status and final writes."""
+    """Runs the block with Block-STM; returns each transaction's status and final writes.
+
+    `signed(i)` gives transaction i's signature check when it is done elsewhere (in processes):
+    a thread that needs one not yet known waits for it, without holding the GIL.
+    """
     started = time.perf_counter()
     n = len(txns)
-    memory, scheduler = MVMemory(n), Scheduler(n)
+    memory, scheduler = MVMemory(n, storage), Scheduler(n)
     statuses: list[Status] = [Status.OK] * n
 
     def execute(version: Version) -> _Task | None:
         txn = version[0]
-        reads: list[tuple[bytes, Version | None]] = []
+        reads: list[tuple[bytes, bytes | None]] = []
 
         def read(key: bytes) -> bytes | None:
-            seen, value = memory.read(key, txn)  # may raise ReadDependency
-            reads.append((key, seen))
-            return storage(key) if seen is None else value
+            value = memory.read(key, txn)  # may raise ReadDependency
+            reads.append((key, value))
+            return value
 
         try:
-            status, writes = apply_tx(txns[txn], ctx, read, None if signatures is None else signatures[txn])
+            status, writes = apply_tx(
+                txns[txn], ctx, read, None if signed is None else signed(txn), credits=True
+            )
         except ReadDependency as dependency:
             if not scheduler.add_dependency(txn, dependency.blocking):
                 return _Task("execute", version)  # the blocker finished meanwhile: retry now
             return None
         statuses[txn] = status
-        wrote_new = memory.record(version, reads, writes)
+        wrote_new = memory.record(txn, reads, writes)
         return scheduler.finish_execution(version, wrote_new)
 
     def validate(version: Version) -> _Task | None:
@@ -329,7 +364,7 @@ def execute_parallel(
 
 
 def execute_sequential(
-    txns: list[Tx], ctx: BlockContext, storage: Reader, signatures: list[bool] | None = None
+    txns: list[Tx], ctx: BlockContext, storage: Reader, signed: Signed | None = None
 ) -> tuple[list[Status], list[Writes], BlockStats]:
     """The baseline: one transaction after another, with the same outputs as `execute_parallel`."""
     started = time.perf_counter()
@@ -340,11 +375,8 @@ def execute_sequential(
 
     statuses, all_writes = [], []
     for txn, tx in enumerate(txns):
-        status, writes = apply_tx(tx, ctx, read, None if signatures is None else signatures[txn])
+        status, writes = apply_tx(tx, ctx, read, None if signed is None else signed(txn))
         overlay.update(writes)
         statuses.append(status)
         all_writes.append(writes)
     return statuses, all_writes, BlockStats(len(txns), len(txns), 0, time.perf_counter() - started)
-
-
-Executor = Callable[..., tuple[list[Status], list[Writes], BlockStats]]

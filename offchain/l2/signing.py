@@ -9,8 +9,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from eth_account import Account
-from eth_hash.auto import keccak
 
+from offchain.hashing import keccak
 from offchain.l2.codec import Transfer, TransferWithAuthorization, Withdraw
 
 ROLLUP_NAME, TOKEN_NAME, VERSION = "Agent L2", "Agent L2 Token", "1"

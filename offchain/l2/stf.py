@@ -12,15 +12,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from eth_hash.auto import keccak
-
-from offchain.chain.ecdsa import recover_signer
+from offchain.chain.ecdsa import recover_address
+from offchain.hashing import keccak
 from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, Tx, Withdraw
 from offchain.l2.signing import authorization_digest, transfer_digest, withdraw_digest
 from offchain.l2.smt import EMPTY, SparseMerkleTree
 
 Reader = Callable[[bytes], bytes | None]  # leaf key -> raw value (None: absent)
 Writes = dict[bytes, bytes | None]  # leaf key -> new raw value (None: delete)
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """A balance leaf increased by `amount` without being read (see `apply_tx(credits=True)`)."""
+
+    amount: int
 
 
 class Status(IntEnum):
@@ -98,25 +104,28 @@ def signature_ok(tx: Tx, ctx: BlockContext) -> bool:
         digest = withdraw_digest(tx, ctx.chain_id, ctx.inbox)
     else:
         raise TypeError(f"not an L2 transaction: {type(tx).__name__}")
-    return recover_signer(digest, tx.signature) == tx.sender
+    return recover_address(digest, tx.signature) == _addr(tx.sender)
 
 
-def apply_tx(tx: Tx, ctx: BlockContext, read: Reader, signed: bool | None = None) -> tuple[Status, Writes]:
+def apply_tx(
+    tx: Tx, ctx: BlockContext, read: Reader, signed: bool | None = None, credits: bool = False
+) -> tuple[Status, Writes]:
     """The status and leaf writes of `tx`; a failure writes nothing.
 
     `signed` is `signature_ok(tx, ctx)` when the caller computed it already (executors do so in
-    parallel, as it reads no state); None computes it here.
+    parallel, as it reads no state); None computes it here. With `credits`, a balance the
+    transaction only adds to (the receiver's, the sequencer's fee) is not read and comes back as
+    a `Credit`: a parallel executor adds these up, so a popular receiver is no conflict. The
+    effect is the same; without `credits` every value is absolute.
     """
     if signed is None:
         signed = signature_ok(tx, ctx)
     if isinstance(tx, Deposit):
         if tx.index != _uint(read(DEPOSITS_KEY)):
             return Status.BAD_DEPOSIT_INDEX, {}
-        to = balance_key(tx.to, tx.token)
-        return Status.OK, {
-            DEPOSITS_KEY: _put_uint(tx.index + 1, 8),
-            to: _put_uint(_uint(read(to)) + tx.amount, 16),
-        }
+        balances: dict = {}
+        _credit(balances, read, balance_key(tx.to, tx.token), tx.amount, credits)
+        return Status.OK, {DEPOSITS_KEY: _put_uint(tx.index + 1, 8), **_balance_values(balances)}
 
     if not signed:
         return Status.BAD_SIGNATURE, {}
@@ -128,7 +137,7 @@ def apply_tx(tx: Tx, ctx: BlockContext, read: Reader, signed: bool | None = None
         used = authorization_key(tx.sender, tx.nonce)
         if read(used) is not None:
             return Status.AUTHORIZATION_USED, {}
-        writes = _move(read, tx.sender, tx.to, tx.token, tx.value, 0, ctx.sequencer)
+        writes = _move(read, tx.sender, tx.to, tx.token, tx.value, 0, ctx.sequencer, credits)
         if writes is None:
             return Status.INSUFFICIENT_BALANCE, {}
         writes[used] = USED
@@ -138,9 +147,9 @@ def apply_tx(tx: Tx, ctx: BlockContext, read: Reader, signed: bool | None = None
     if tx.nonce != _uint(read(nonce)):
         return Status.BAD_NONCE, {}
     if isinstance(tx, Transfer):
-        writes = _move(read, tx.sender, tx.to, tx.token, tx.amount, tx.fee, ctx.sequencer)
+        writes = _move(read, tx.sender, tx.to, tx.token, tx.amount, tx.fee, ctx.sequencer, credits)
     else:  # the amount leaves the L2: burnt here, paid on L1 against the withdrawal leaf
-        writes = _move(read, tx.sender, None, tx.token, tx.amount, tx.fee, ctx.sequencer)
+        writes = _move(read, tx.sender, None, tx.token, tx.amount, tx.fee, ctx.sequencer, credits)
         if writes is not None:
             writes[withdrawal_key(tx.sender, tx.nonce)] = withdrawal_value(tx.token, tx.amount, tx.recipient)
     if writes is None:
@@ -150,23 +159,45 @@ def apply_tx(tx: Tx, ctx: BlockContext, read: Reader, signed: bool | None = None
 
 
 def _move(
-    read: Reader, sender: str, to: str | None, token: str, amount: int, fee: int, sequencer: str
-) -> Writes | None:
+    read: Reader,
+    sender: str,
+    to: str | None,
+    token: str,
+    amount: int,
+    fee: int,
+    sequencer: str,
+    credits: bool,
+) -> dict | None:
     """Balance writes moving `amount` to `to` (None: burnt) and `fee` to the sequencer; None if short."""
-    balances: dict[bytes, int] = {}
-
-    def add(account: str, delta: int) -> None:
-        key = balance_key(account, token)
-        balances[key] = balances.get(key, _uint(read(key))) + delta
-
-    add(sender, -(amount + fee))
-    if balances[balance_key(sender, token)] < 0:
+    source = balance_key(sender, token)
+    left = _uint(read(source)) - amount - fee
+    if left < 0:
         return None
+    writes: dict = {source: left}
     if to is not None:
-        add(to, amount)
+        _credit(writes, read, balance_key(to, token), amount, credits)
     if fee:
-        add(sequencer, fee)
-    return {key: _put_uint(value, 16) for key, value in balances.items()}
+        _credit(writes, read, balance_key(sequencer, token), fee, credits)
+    return _balance_values(writes)
+
+
+def _credit(writes: dict, read: Reader, key: bytes, amount: int, credits: bool) -> None:
+    """Adds `amount` to balance `key` in `writes`: to the value there, else blind or read."""
+    current = writes.get(key)
+    if isinstance(current, int):  # the transaction's own balance (paying oneself): already read
+        writes[key] = current + amount
+    elif isinstance(current, Credit):
+        writes[key] = Credit(current.amount + amount)
+    elif credits:
+        writes[key] = Credit(amount)
+    else:
+        writes[key] = _uint(read(key)) + amount
+
+
+def _balance_values(balances: dict) -> dict:
+    return {
+        key: value if isinstance(value, Credit) else _put_uint(value, 16) for key, value in balances.items()
+    }
 
 
 # -- a block ------------------------------------------------------------------------------------

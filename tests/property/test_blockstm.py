@@ -96,11 +96,14 @@ def genesis():
 @given(txs=blocks(), threads=st.sampled_from([1, 2, 4, 8]))
 def test_blockstm__equals_sequential(genesis, txs, threads):
     expected = apply_block(genesis, CTX, txs)
-    got = run_block(genesis, CTX, txs, parallel=True, threads=threads)
-    assert got.result.statuses == expected.statuses
-    assert got.result.roots == expected.roots
-    assert got.result.state.values == expected.state.values
+    got = run_block(genesis, CTX, txs, threads=threads, trace=True, sequential_below=0)
+    assert got.statuses == expected.statuses
+    assert got.roots == expected.roots
+    assert got.state.values == expected.state.values
+    assert got.state.root == expected.state.root
     assert got.stats.incarnations >= len(txs)
+    untraced = run_block(genesis, CTX, txs, threads=threads, sequential_below=0)
+    assert (untraced.state.root, untraced.roots) == (expected.state.root, None)
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -108,5 +111,5 @@ def test_blockstm__equals_sequential(genesis, txs, threads):
 def test_blockstm_with_signatures_in_processes__equals_sequential(genesis, pool, txs):
     txs = txs * 3  # long enough to use the pool
     expected = apply_block(genesis, CTX, txs)
-    got = run_block(genesis, CTX, txs, parallel=True, threads=4, pool=pool)
-    assert (got.result.statuses, got.result.roots) == (expected.statuses, expected.roots)
+    got = run_block(genesis, CTX, txs, threads=4, pool=pool, trace=True, sequential_below=0)
+    assert (got.statuses, got.roots) == (expected.statuses, expected.roots)

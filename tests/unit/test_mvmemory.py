@@ -5,45 +5,84 @@ from __future__ import annotations
 import pytest
 
 from offchain.executor.blockstm import MVMemory, ReadDependency, Scheduler
+from offchain.l2.stf import Credit
 
 K = b"\x01" * 32
 
 
+STORED = (500).to_bytes(16, "big")
+
+
+def _storage(key: bytes) -> bytes | None:
+    return STORED if key == K else None
+
+
 def test_read__sees_the_highest_lower_writer_or_storage():
-    memory = MVMemory(4)
-    assert memory.read(K, 2) == (None, None)  # nobody wrote: storage
-    memory.record((0, 0), [], {K: b"a"})
-    memory.record((2, 0), [], {K: b"c"})
-    assert memory.read(K, 1) == ((0, 0), b"a")
-    assert memory.read(K, 3) == ((2, 0), b"c")
-    assert memory.read(K, 0) == (None, None)  # a transaction never reads its own or later writes
+    memory = MVMemory(4, _storage)
+    assert memory.read(K, 2) == STORED  # nobody wrote: storage
+    memory.record(0, [], {K: b"a"})
+    memory.record(2, [], {K: b"c"})
+    assert memory.read(K, 1) == b"a"
+    assert memory.read(K, 3) == b"c"
+    assert memory.read(K, 0) == STORED  # a transaction never reads its own or later writes
+
+
+def test_read__adds_the_credits_it_passes_to_the_value_below():
+    memory = MVMemory(5, _storage)
+    memory.record(0, [], {K: Credit(7)})
+    memory.record(2, [], {K: Credit(3)})
+    assert memory.read(K, 1) == (507).to_bytes(16, "big")
+    assert memory.read(K, 3) == (510).to_bytes(16, "big")
+    memory.record(1, [], {K: (1).to_bytes(16, "big")})  # a value below a credit hides what is under it
+    assert memory.read(K, 4) == (4).to_bytes(16, "big")
+    assert memory.read(b"\x02" * 32, 4) is None
+
+
+def test_credits__do_not_conflict_with_each_other():
+    memory = MVMemory(3, _storage)
+    memory.record(1, [], {K: Credit(3)})
+    memory.record(2, [], {K: Credit(4)})  # neither read K
+    memory.record(0, [], {K: Credit(5)})  # 0 re-executes with a different credit
+    assert memory.validate_read_set(1) and memory.validate_read_set(2)
+    assert memory.snapshot() == [{K: n.to_bytes(16, "big")} for n in (505, 508, 512)]
 
 
 def test_estimate__makes_readers_wait_for_the_writer():
-    memory = MVMemory(3)
-    memory.record((0, 0), [], {K: b"a"})
+    memory = MVMemory(3, _storage)
+    memory.record(0, [], {K: b"a"})
     memory.convert_writes_to_estimates(0)
     with pytest.raises(ReadDependency) as info:
         memory.read(K, 2)
     assert info.value.blocking == 0
 
 
-def test_validate_read_set__detects_a_changed_version():
-    memory = MVMemory(3)
-    memory.record((0, 0), [], {K: b"a"})
-    memory.record((1, 0), [(K, (0, 0))], {})
+def test_estimate_under_a_credit__still_blocks_a_reader():
+    memory = MVMemory(3, _storage)
+    memory.record(0, [], {K: b"a"})
+    memory.record(1, [], {K: Credit(1)})
+    memory.convert_writes_to_estimates(0)
+    with pytest.raises(ReadDependency):
+        memory.read(K, 2)
+
+
+def test_validate_read_set__detects_a_changed_value():
+    memory = MVMemory(3, _storage)
+    memory.record(0, [], {K: b"a"})
+    memory.record(1, [(K, b"a")], {})
     assert memory.validate_read_set(1)
-    memory.record((0, 1), [], {K: b"b"})  # transaction 0 re-executed
+    memory.record(0, [], {K: b"b"})  # transaction 0 re-executed
     assert not memory.validate_read_set(1)
+    memory.convert_writes_to_estimates(0)
+    assert not memory.validate_read_set(1)  # an ESTIMATE fails validation too
 
 
 def test_record__reports_new_locations_and_drops_stale_ones():
-    memory = MVMemory(2)
+    memory = MVMemory(2, _storage)
     other = b"\x02" * 32
-    assert memory.record((0, 0), [], {K: b"a"}) is True
-    assert memory.record((0, 1), [], {K: b"b"}) is False  # same location
-    assert memory.record((0, 2), [], {other: b"c"}) is True
-    assert memory.read(K, 1) == (None, None)  # the incarnation no longer writes K
+    assert memory.record(0, [], {K: b"a"}) is True
+    assert memory.record(0, [], {K: b"b"}) is False  # same location
+    assert memory.record(0, [], {other: b"c"}) is True
+    assert memory.read(K, 1) == STORED  # the incarnation no longer writes K
     assert memory.snapshot() == [{other: b"c"}, {}]
 
 
