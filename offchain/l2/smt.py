@@ -11,7 +11,9 @@ Merkle tree), so paths are about log2(leaves) long instead of 256:
 A proof of `key` is the list of sibling hashes from the top down, plus what the path ends on: the
 key's own leaf (membership), another leaf whose key shares the path (non-membership), or an
 empty subtree (non-membership). Nodes are immutable and stored by hash, so every past root stays
-readable: a version is just a root.
+readable: a version is just a root. `root_after` recomputes a root from one proof and one change
+(what the one-step verifier does, with no store); a deletion also needs a `Hint`, what the proof's
+deepest sibling is.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from typing import Protocol
 
 from eth_hash.auto import keccak
 
+from offchain.errors import AgentL2Error
+
 EMPTY = b"\x00" * 32
 _LEAF, _INTERNAL = b"\x00", b"\x01"
 
 
-class SmtError(Exception):
-    """A malformed key, value hash or proof."""
+class SmtError(AgentL2Error, ValueError):
+    """A malformed key, value hash, proof or hint, or a node missing from the store."""
 
 
 def leaf_hash(key: bytes, value_hash: bytes) -> bytes:
@@ -84,19 +88,55 @@ class Proof:
 
     @classmethod
     def decode(cls, raw: bytes) -> Proof:
-        if not raw:
+        proof, end = cls.read(raw)
+        if end != len(raw):
+            raise SmtError("bad proof terminal: bytes after the proof")
+        return proof
+
+    @classmethod
+    def read(cls, raw: bytes, offset: int = 0) -> tuple[Proof, int]:
+        """The proof encoded at `raw[offset:]`, and where it ends (for proofs inside a longer encoding)."""
+        if offset >= len(raw):
             raise SmtError("empty proof")
-        count = raw[0]
-        end = 1 + 32 * count
+        count = raw[offset]
+        end = offset + 1 + 32 * count
         if len(raw) < end + 1:
             raise SmtError("proof truncated")
-        siblings = tuple(raw[1 + 32 * i : 33 + 32 * i] for i in range(count))
-        kind, rest = raw[end], raw[end + 1 :]
-        if kind == 0 and not rest:
-            return cls(siblings, None)
-        if kind == 1 and len(rest) == 64:
-            return cls(siblings, Leaf(rest[:32], rest[32:]))
-        raise SmtError("bad proof terminal")
+        siblings = tuple(raw[offset + 1 + 32 * i : offset + 33 + 32 * i] for i in range(count))
+        kind = raw[end]
+        if kind == 0:
+            return cls(siblings, None), end + 1
+        if kind == 1:
+            if len(raw) < end + 65:
+                raise SmtError("proof truncated")
+            return cls(siblings, Leaf(raw[end + 1 : end + 33], raw[end + 33 : end + 65])), end + 65
+        raise SmtError(f"bad proof terminal 0x{kind:02x}")
+
+
+Hint = Node | None  # what a deletion's deepest sibling is (see `root_after`); None: no hint
+
+
+def encode_hint(hint: Hint) -> bytes:
+    """0x00 (none) | 0x01 ‖ key(32) ‖ valueHash(32) (a leaf) | 0x02 ‖ left(32) ‖ right(32) (an internal node)."""
+    if hint is None:
+        return b"\x00"
+    if isinstance(hint, Leaf):
+        return b"\x01" + hint.key + hint.value_hash
+    return b"\x02" + hint.left + hint.right
+
+
+def read_hint(raw: bytes, offset: int = 0) -> tuple[Hint, int]:
+    """The hint encoded at `raw[offset:]`, and where it ends."""
+    if offset >= len(raw):
+        raise SmtError("hint truncated")
+    kind, body = raw[offset], raw[offset + 1 : offset + 65]
+    if kind == 0:
+        return None, offset + 1
+    if kind not in (1, 2):
+        raise SmtError(f"bad hint kind 0x{kind:02x}")
+    if len(body) != 64:
+        raise SmtError("hint truncated")
+    return (Leaf if kind == 1 else Internal)(body[:32], body[32:]), offset + 65
 
 
 def _check(key: bytes, value_hash: bytes | None = None) -> None:
@@ -130,6 +170,58 @@ def verify(root: bytes, key: bytes, value_hash: bytes | None, proof: Proof) -> b
     return node == root
 
 
+def root_after(proof: Proof, key: bytes, value_hash: bytes | None, hint: Hint = None) -> bytes:
+    """The root once `key` holds `value_hash` (None: deleted), from a proof of `key` under the old root.
+
+    Needs no store. The proof must already `verify` under the old root (this does not check it);
+    the hint is checked here: it is required exactly when a present leaf with siblings is deleted
+    (it shows whether the deepest sibling is a leaf, which then moves up), and must match that
+    sibling's hash.
+    """
+    _check(key, value_hash)
+    siblings, terminal = proof.siblings, proof.terminal
+    depth = len(siblings)
+    present = terminal is not None and terminal.key == key
+    if (present and value_hash is None and depth > 0) != (hint is not None):
+        if hint is None:
+            raise SmtError("deleting a leaf that has siblings needs a hint: what its deepest sibling is")
+        raise SmtError("a hint is only for deleting a leaf that has siblings")
+    if value_hash is not None:
+        if terminal is None or present:  # insert into an empty subtree, or overwrite
+            return _climb(leaf_hash(key, value_hash), key, siblings)
+        # Insert beside another leaf: both hang below the first bit where their keys differ.
+        split = next((d for d in range(depth, 256) if bit(key, d) != bit(terminal.key, d)), None)
+        if split is None:
+            raise SmtError("the terminal leaf does not share the key's path")
+        below = (*siblings, *(EMPTY,) * (split - depth), leaf_hash(terminal.key, terminal.value_hash))
+        return _climb(leaf_hash(key, value_hash), key, below)
+    if not present:  # absent stays absent
+        return _climb(
+            EMPTY if terminal is None else leaf_hash(terminal.key, terminal.value_hash), key, siblings
+        )
+    if hint is None:  # the only leaf
+        return EMPTY
+    deepest = siblings[-1]
+    if isinstance(hint, Internal):
+        if internal_hash(hint.left, hint.right) != deepest:
+            raise SmtError("the hint's internal node is not the deepest sibling")
+        return _climb(EMPTY, key, siblings)  # the sibling subtree keeps two leaves or more: no collapse
+    if not isinstance(hint, Leaf) or leaf_hash(hint.key, hint.value_hash) != deepest:
+        raise SmtError("the hint's leaf is not the deepest sibling")
+    # The sibling leaf is now alone: it moves up past every EMPTY sibling above it.
+    top = depth - 1
+    while top > 0 and siblings[top - 1] == EMPTY:
+        top -= 1
+    return _climb(deepest, key, siblings[:top])
+
+
+def _climb(node: bytes, key: bytes, siblings: tuple[bytes, ...]) -> bytes:
+    """The root above `node`, which sits at depth len(siblings) on `key`'s path."""
+    for d in range(len(siblings) - 1, -1, -1):
+        node = internal_hash(node, siblings[d]) if bit(key, d) == 0 else internal_hash(siblings[d], node)
+    return node
+
+
 class SparseMerkleTree:
     """Reads, batch updates and proofs over roots whose nodes live in `store`."""
 
@@ -143,7 +235,7 @@ class SparseMerkleTree:
         _check(key)
         node_hash, depth = root, 0
         while node_hash != EMPTY:
-            node = self._node(node_hash)
+            node = self.node(node_hash)
             if isinstance(node, Leaf):
                 return node.value_hash if node.key == key else None
             node_hash = node.left if bit(key, depth) == 0 else node.right
@@ -155,7 +247,7 @@ class SparseMerkleTree:
         siblings: list[bytes] = []
         node_hash, depth = root, 0
         while node_hash != EMPTY:
-            node = self._node(node_hash)
+            node = self.node(node_hash)
             if isinstance(node, Leaf):
                 return Proof(tuple(siblings), node)
             left = bit(key, depth) == 0
@@ -171,7 +263,7 @@ class SparseMerkleTree:
             node_hash = stack.pop()
             if node_hash == EMPTY:
                 continue
-            node = self._node(node_hash)
+            node = self.node(node_hash)
             if isinstance(node, Leaf):
                 yield node.key, node.value_hash
             else:
@@ -190,7 +282,7 @@ class SparseMerkleTree:
     def _update(self, node_hash: bytes, changes: list[tuple[bytes, bytes | None]], depth: int) -> bytes:
         if not changes:
             return node_hash
-        node = None if node_hash == EMPTY else self._node(node_hash)
+        node = None if node_hash == EMPTY else self.node(node_hash)
         if node is None or isinstance(node, Leaf):
             # Spread the existing leaf (if any, and not overwritten) with the changes below here.
             entries = dict(changes)
@@ -217,9 +309,9 @@ class SparseMerkleTree:
         """An internal node, or what it collapses to (nothing, or a single leaf moving up)."""
         if left == EMPTY and right == EMPTY:
             return EMPTY
-        if right == EMPTY and isinstance(self._node(left), Leaf):
+        if right == EMPTY and isinstance(self.node(left), Leaf):
             return left
-        if left == EMPTY and isinstance(self._node(right), Leaf):
+        if left == EMPTY and isinstance(self.node(right), Leaf):
             return right
         return self._put(internal_hash(left, right), Internal(left, right))
 
@@ -227,7 +319,8 @@ class SparseMerkleTree:
         self.store[node_hash] = node
         return node_hash
 
-    def _node(self, node_hash: bytes) -> Node:
+    def node(self, node_hash: bytes) -> Node:
+        """The node stored under `node_hash` (raises SmtError if there is none)."""
         node = self.store.get(node_hash)
         if node is None:
             raise SmtError(f"missing node {node_hash.hex()}")

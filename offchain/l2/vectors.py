@@ -2,9 +2,13 @@
 
 Each vector is one transaction applied to a known state: its record, the block context, the
 pre-state root, every leaf the transaction reads with its value and its proof against the
-pre-state root (membership or non-membership), the expected status and the post-state root.
-A verifier that recomputes the post-state root from the record and those proofs alone, for every
-vector, implements the same rules as `stf.apply_tx`. Written by `python -m offchain.l2.vectors`.
+pre-state root (membership or non-membership), its state witness (`witness.py`: every leaf it
+reads or writes, proven in key order), the expected status and the post-state root. A verifier
+that recomputes the status and post-state root from the record, context, pre-state root and
+witness alone, for every vector, implements the same rules as `stf.apply_tx`; between them the
+cases take every path through the tree a one-step proof can take (insert into an empty tree or
+an empty subtree, insert beside a leaf, overwrite, delete beside a leaf or beside a subtree).
+Written by `python -m offchain.l2.vectors`.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from eth_hash.auto import keccak
 from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, Tx, Withdraw, encode
 from offchain.l2.signing import authorization_digest, sign, transfer_digest, withdraw_digest
 from offchain.l2.stf import BlockContext, State, Status, apply_block, apply_tx
+from offchain.l2.witness import prove_tx
 
 CHAIN, INBOX, TOKEN = 424_242, "0x" + "1b" * 20, "0x" + "0a" * 20
 CTX = BlockContext(chain_id=CHAIN, inbox=INBOX, timestamp=1_000, sequencer="0x" + "5e" * 20)
 ALICE, BOB = (Account.from_key(keccak(name)) for name in (b"vector-alice", b"vector-bob"))
+CAROL, DAVE = "0x" + "20" * 20, "0x" + "85" * 20  # chosen for where their balance leaves fall in the tree
 
 
 def _transfer(
@@ -58,13 +64,18 @@ def _withdraw(key: bytes, amount: int, nonce: int = 0) -> Withdraw:
 
 
 def _genesis() -> State:
-    """ALICE holds 1,000; one authorization nonce of hers is already used."""
+    """ALICE holds 999 and BOB 1 (she paid him 1 by an authorization, whose nonce is now used)."""
     state = apply_block(State(), CTX, [Deposit(0, ALICE.address, TOKEN, 1_000)]).state
     return apply_block(state, CTX, [_authorization(ALICE.key, 1, nonce=b"\x0f" * 32)]).state
 
 
+def _with_carol(genesis: State) -> State:
+    """Genesis and a deposit to CAROL: ALICE's balance leaf now has a subtree beside it."""
+    return apply_block(genesis, CTX, [Deposit(1, CAROL, TOKEN, 10)]).state
+
+
 def cases() -> list[tuple[str, Tx, Status]]:
-    """Every kind and every outcome, with the status the rules give."""
+    """Every kind and every outcome on the genesis state, with the status the rules give."""
     return [
         ("deposit-ok", Deposit(1, BOB.address, TOKEN, 50), Status.OK),
         ("deposit-bad-index", Deposit(5, BOB.address, TOKEN, 50), Status.BAD_DEPOSIT_INDEX),
@@ -86,6 +97,20 @@ def cases() -> list[tuple[str, Tx, Status]]:
         ("withdraw-ok", _withdraw(ALICE.key, 300), Status.OK),
         ("withdraw-bad-signature", _withdraw(BOB.key, 300), Status.BAD_SIGNATURE),
         ("withdraw-insufficient", _withdraw(ALICE.key, 999), Status.INSUFFICIENT_BALANCE),
+        # ALICE's whole balance, fee included: her leaf is deleted and a sibling leaf moves up.
+        ("transfer-whole-balance", _transfer(ALICE.key, ALICE.address, 998), Status.OK),
+    ]
+
+
+def tree_cases() -> list[tuple[str, Tx, Status, State]]:
+    """Transactions on other states, for the tree paths the genesis cases do not take."""
+    genesis = _genesis()
+    carol = _with_carol(genesis)
+    return [
+        ("deposit-into-empty-state", Deposit(0, ALICE.address, TOKEN, 1_000), Status.OK, State()),
+        ("deposit-into-empty-subtree", Deposit(2, DAVE, TOKEN, 5), Status.OK, carol),
+        # ALICE's leaf is deleted beside a subtree of two leaves or more: nothing moves up.
+        ("transfer-whole-balance-beside-subtree", _transfer(ALICE.key, ALICE.address, 998), Status.OK, carol),
     ]
 
 
@@ -100,6 +125,7 @@ def vector(name: str, tx: Tx, state: State) -> dict:
 
     status, _ = apply_tx(tx, CTX, read)
     post = apply_block(state, CTX, [tx]).state.root
+    witness = prove_tx(state, CTX, tx)
     leaves = []
     for key in reads:
         value = state.read(key)
@@ -121,16 +147,22 @@ def vector(name: str, tx: Tx, state: State) -> dict:
         },
         "preStateRoot": "0x" + state.root.hex(),
         "reads": leaves,
+        "witness": "0x" + witness.encode().hex(),
         "status": int(status),
         "statusName": status.name,
         "postStateRoot": "0x" + post.hex(),
     }
 
 
+def all_cases() -> list[tuple[str, Tx, Status, State]]:
+    """Every case with the state it applies to."""
+    genesis = _genesis()
+    return [(name, tx, expected, genesis) for name, tx, expected in cases()] + tree_cases()
+
+
 def generate() -> list[dict]:
-    state = _genesis()
     out = []
-    for name, tx, expected in cases():
+    for name, tx, expected, state in all_cases():
         item = vector(name, tx, state)
         if item["status"] != expected:
             raise AssertionError(

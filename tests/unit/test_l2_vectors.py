@@ -8,9 +8,10 @@ from pathlib import Path
 from eth_hash.auto import keccak
 
 from offchain.l2.codec import decode
-from offchain.l2.smt import Proof, verify
+from offchain.l2.smt import Internal, Leaf, Proof, verify
 from offchain.l2.stf import BlockContext, Status, apply_tx
 from offchain.l2.vectors import generate
+from offchain.l2.witness import Witness, post_state_root
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "l2_transactions.json"
 
@@ -22,6 +23,15 @@ def _b(hex_string: str) -> bytes:
 def test_committed_vectors__are_up_to_date_with_the_rules():
     # Regenerate with `python -m offchain.l2.vectors` after changing a rule on purpose.
     assert json.loads(VECTORS.read_text())["vectors"] == generate()
+
+
+def _ctx(item: dict) -> BlockContext:
+    return BlockContext(
+        chain_id=item["context"]["chainId"],
+        inbox=item["context"]["inbox"],
+        timestamp=item["context"]["timestamp"],
+        sequencer=item["context"]["sequencer"],
+    )
 
 
 def test_every_kind_and_outcome__is_covered():
@@ -46,13 +56,53 @@ def test_each_vector__replays_from_its_record_and_proven_leaves_alone():
             assert key in proven, f"{name} reads a leaf its vector does not prove"
             return proven[key]
 
-        ctx = BlockContext(
-            chain_id=item["context"]["chainId"],
-            inbox=item["context"]["inbox"],
-            timestamp=item["context"]["timestamp"],
-            sequencer=item["context"]["sequencer"],
-        )
-        status, writes = apply_tx(decode(_b(item["record"])), ctx, read)
+        status, writes = apply_tx(decode(_b(item["record"])), _ctx(item), read)
         assert int(status) == item["status"], item["name"]
         assert (status == Status.OK) == bool(writes)
         assert (item["preStateRoot"] == item["postStateRoot"]) == (status != Status.OK)
+
+
+def test_each_vector__gives_its_status_and_post_state_root_from_its_witness_alone():
+    for item in json.loads(VECTORS.read_text())["vectors"]:
+        status, root = post_state_root(
+            _b(item["preStateRoot"]), _ctx(item), _b(item["record"]), _b(item["witness"])
+        )
+        assert (int(status), "0x" + root.hex()) == (item["status"], item["postStateRoot"]), item["name"]
+
+
+def _tree_paths(item: dict) -> set[str]:
+    """The ways the vector's writes change the tree, read from its witness."""
+    witness = Witness.decode(_b(item["witness"]))
+    values = {entry.key: entry.value for entry in witness.entries}
+    _, writes = apply_tx(decode(_b(item["record"])), _ctx(item), values.__getitem__)
+    paths = set()
+    for entry in witness.entries:
+        new = writes.get(entry.key, entry.value)
+        terminal, depth = entry.proof.terminal, len(entry.proof.siblings)
+        if new == entry.value:
+            continue
+        if entry.value is None:
+            paths.add(
+                "insert beside a leaf" if terminal else f"insert into an empty {'sub' if depth else ''}tree"
+            )
+        elif new is not None:
+            paths.add("overwrite")
+        else:
+            paths.add({Leaf: "delete beside a leaf", Internal: "delete beside a subtree"}[type(entry.hint)])
+    return paths
+
+
+def test_vectors__take_every_tree_path_a_reachable_state_allows():
+    # Deleting the only leaf cannot happen: the deposits leaf exists as soon as anything does.
+    vectors = json.loads(VECTORS.read_text())["vectors"]
+    assert set().union(*map(_tree_paths, vectors)) == {
+        "insert into an empty tree",
+        "insert into an empty subtree",
+        "insert beside a leaf",
+        "overwrite",
+        "delete beside a leaf",
+        "delete beside a subtree",
+    }
+    assert "delete beside a leaf" in _tree_paths(
+        next(v for v in vectors if v["name"] == "transfer-whole-balance")
+    )

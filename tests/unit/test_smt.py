@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offchain.l2.smt import EMPTY, Leaf, Proof, SmtError, SparseMerkleTree, internal_hash, leaf_hash, verify
+from offchain.l2.smt import (
+    EMPTY,
+    Internal,
+    Leaf,
+    Proof,
+    SmtError,
+    SparseMerkleTree,
+    encode_hint,
+    internal_hash,
+    leaf_hash,
+    read_hint,
+    root_after,
+    verify,
+)
 
 keys = st.binary(min_size=32, max_size=32)
 values = st.binary(min_size=32, max_size=32).filter(lambda v: v != EMPTY)
@@ -130,3 +145,159 @@ def test_non_membership_through_another_leaf__must_share_the_path():
 def test_bad_input__raises_smt_error(call, message):
     with pytest.raises(SmtError, match=message):
         call(SparseMerkleTree())
+
+
+# -- root_after: one change from one proof, no store ---------------------------------------------
+
+
+def _near(base: bytes, depth: int, tail: bytes) -> bytes:
+    """`base`'s first `depth` bits, then `tail`'s: keys that share long paths (deep trees)."""
+    mask = (1 << (256 - depth)) - 1
+    return ((int.from_bytes(base, "big") & ~mask) | (int.from_bytes(tail, "big") & mask)).to_bytes(32, "big")
+
+
+@st.composite
+def trees_and_changes(draw):
+    """A state of 0 to 200 leaves, some clustered deep, and changes to present, near and fresh keys."""
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    bases = [rng.randbytes(32) for _ in range(draw(st.integers(1, 3)))]
+
+    def near() -> bytes:
+        return _near(
+            rng.choice(bases), rng.choice((0, rng.randrange(256), 200 + rng.randrange(56))), rng.randbytes(32)
+        )
+
+    state = {}
+    for _ in range(draw(st.integers(0, 200))):
+        state[near() if rng.random() < 0.5 else rng.randbytes(32)] = rng.randbytes(32)
+    changes = []
+    for _ in range(draw(st.integers(1, 8))):
+        pick = rng.random()
+        key = (
+            rng.choice(sorted(state)) if state and pick < 0.5 else near() if pick < 0.8 else rng.randbytes(32)
+        )
+        changes.append((key, None if rng.random() < 0.4 else rng.randbytes(32)))
+    return state, changes
+
+
+def _hint(tree: SparseMerkleTree, proof: Proof, key: bytes, value_hash: bytes | None):
+    """What the prover attaches: the deepest sibling, when a leaf with siblings is deleted."""
+    deleting = value_hash is None and proof.terminal is not None and proof.terminal.key == key
+    return tree.node(proof.siblings[-1]) if deleting and proof.siblings else None
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=trees_and_changes())
+def test_root_after__equals_update_for_insert_overwrite_and_delete(case):
+    state, changes = case
+    tree = SparseMerkleTree()
+    root = tree.update(EMPTY, state)
+    for key, value_hash in changes:
+        proof = tree.prove(root, key)
+        assert verify(root, key, tree.get(root, key), proof)
+        after = root_after(proof, key, value_hash, _hint(tree, proof, key, value_hash))
+        root = tree.update(root, {key: value_hash})
+        assert after == root
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=trees_and_changes())
+def test_root_after__deleting_every_leaf_one_by_one_reaches_the_empty_root(case):
+    state, _ = case
+    tree = SparseMerkleTree()
+    root = tree.update(EMPTY, state)
+    for key in sorted(state, reverse=True):
+        proof = tree.prove(root, key)
+        after = root_after(proof, key, None, _hint(tree, proof, key, None))
+        root = tree.update(root, {key: None})
+        assert after == root
+    assert root == EMPTY
+
+
+def test_root_after__empty_tree_and_single_leaf():
+    tree = SparseMerkleTree()
+    assert root_after(tree.prove(EMPTY, _k(1)), _k(1), _v(1)) == leaf_hash(_k(1), _v(1))
+    assert root_after(tree.prove(EMPTY, _k(1)), _k(1), None) == EMPTY  # absent stays absent
+    one = tree.update(EMPTY, {_k(1): _v(1)})
+    assert root_after(tree.prove(one, _k(1)), _k(1), _v(2)) == leaf_hash(_k(1), _v(2))
+    assert root_after(tree.prove(one, _k(1)), _k(1), None) == EMPTY  # the only leaf: no hint
+    assert root_after(tree.prove(one, _k(2)), _k(2), _v(2)) == tree.update(one, {_k(2): _v(2)})
+
+
+def test_root_after__a_deletion_collapses_every_level_up_to_the_root():
+    # low and lowest part at bit 200, high at bit 0: deleting low moves lowest up 200 levels.
+    low, lowest, high = (1 << 55).to_bytes(32, "big"), b"\x00" * 32, b"\x80" + b"\x00" * 31
+    tree = SparseMerkleTree()
+    root = tree.update(EMPTY, {low: _v(1), lowest: _v(2), high: _v(3)})
+    proof = tree.prove(root, low)
+    assert len(proof.siblings) == 201 and proof.siblings[1:200] == (EMPTY,) * 199
+    after = root_after(proof, low, None, Leaf(lowest, _v(2)))
+    assert after == internal_hash(leaf_hash(lowest, _v(2)), leaf_hash(high, _v(3)))
+    assert after == tree.update(root, {low: None})
+
+
+@pytest.mark.parametrize(
+    ("change", "hint", "message"),
+    [
+        ((_k(1), None), None, "needs a hint"),
+        ((_k(1), None), "internal", "internal node is not the deepest sibling"),  # it is a leaf
+        ((_k(1), None), Leaf(_k(9), _v(9)), "leaf is not the deepest sibling"),
+        ((_k(1), _v(7)), "leaf", "only for deleting"),  # an overwrite
+        ((_k(9), _v(7)), "leaf", "only for deleting"),  # an insertion
+        ((_k(9), None), "leaf", "only for deleting"),  # absent stays absent
+    ],
+    ids=["missing", "internal-for-leaf", "wrong-leaf", "on-overwrite", "on-insert", "on-absent"],
+)
+def test_root_after__refuses_a_missing_wrong_or_needless_hint(change, hint, message):
+    tree = SparseMerkleTree()
+    root = tree.update(EMPTY, {_k(1): _v(1), _k(2): _v(2)})  # two leaves: each the other's sibling
+    key, value_hash = change
+    proof = tree.prove(root, key)
+    sibling = tree.node(tree.prove(root, _k(1)).siblings[-1])
+    assert isinstance(sibling, Leaf)
+    if hint == "internal":
+        hint = Internal(sibling.key, sibling.value_hash)  # the leaf's preimage read as an internal node
+    elif hint == "leaf":
+        hint = sibling
+    with pytest.raises(SmtError, match=message):
+        root_after(proof, key, value_hash, hint)
+
+
+def test_root_after__refuses_a_leaf_hint_for_an_internal_sibling():
+    tree = SparseMerkleTree()
+    root = tree.update(EMPTY, {_k(i): _v(i) for i in range(3)})
+    key = next(
+        k for k in map(_k, range(3)) if isinstance(tree.node(tree.prove(root, k).siblings[-1]), Internal)
+    )
+    proof = tree.prove(root, key)
+    node = tree.node(proof.siblings[-1])
+    with pytest.raises(SmtError, match="leaf is not the deepest sibling"):
+        root_after(proof, key, None, Leaf(node.left, node.right))
+    assert root_after(proof, key, None, node) == tree.update(root, {key: None})
+
+
+@given(hint=st.one_of(st.none(), st.builds(Leaf, keys, keys), st.builds(Internal, keys, keys)))
+def test_hints__round_trip(hint):
+    raw = encode_hint(hint) + b"tail"
+    assert read_hint(raw) == (hint, len(raw) - 4)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [(b"", "hint truncated"), (b"\x01" + b"\x00" * 63, "hint truncated"), (b"\x03", "bad hint kind 0x03")],
+)
+def test_bad_hint__raises_smt_error(raw, message):
+    with pytest.raises(SmtError, match=message):
+        read_hint(raw)
+
+
+def test_proof_read__finds_the_end_of_a_proof_inside_longer_bytes():
+    tree = SparseMerkleTree()
+    root = tree.update(EMPTY, {_k(i): _v(i) for i in range(5)})
+    proof = tree.prove(root, _k(3))
+    raw = b"head" + proof.encode() + b"tail"
+    assert Proof.read(raw, 4) == (proof, len(raw) - 4)
+    with pytest.raises(SmtError, match="truncated"):
+        Proof.read(raw[: len(raw) - 10], 4)
+    with pytest.raises(SmtError, match="bytes after the proof"):
+        Proof.decode(proof.encode() + b"\x00")
