@@ -1,5 +1,6 @@
 """Running a block with an executor: signatures checked in worker processes while the state
-transition (sequential or Block-STM) runs, then the block's state root.
+transition (sequential or Block-STM) runs, then the block's state root (in worker processes too,
+one subtree each, when the state lives in an LMDB store: `merkle.py`).
 
 The per-transaction state roots (the trace a dispute bisects over) cost about six times the
 block's root, because every transaction re-hashes its paths to the top: `trace=True` computes
@@ -8,14 +9,17 @@ them; a sequencer commits the block root and builds the trace only for a dispute
 
 from __future__ import annotations
 
+import gc
 from concurrent.futures import Executor as PoolExecutor
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 from offchain.executor.blockstm import BlockStats, Signed, execute_parallel, execute_sequential
+from offchain.executor.merkle import parallel_roots
 from offchain.hashing import keccak
 from offchain.l2.codec import Tx
 from offchain.l2.stf import BlockContext, State, Status, Writes, signature_ok
+from offchain.l2.store import StateStore
 
 SEQUENTIAL_BELOW = 32  # smaller blocks gain nothing from threads and processes
 CHUNK = 128  # transactions per signature task: small enough for Block-STM to start early
@@ -51,23 +55,52 @@ def run_block(
     ctx: BlockContext,
     txns: list[Tx],
     parallel: bool = True,
-    threads: int = 4,
+    threads: int = 2,
     pool: PoolExecutor | None = None,
     trace: bool = False,
     sequential_below: int = SEQUENTIAL_BELOW,
+    store: StateStore | None = None,
 ) -> ExecutedBlock:
-    """Executes `txns` on `state`: the state, statuses and (with `trace`) roots of `stf.apply_block`."""
+    """Executes `txns` on `state`: the state, statuses and (with `trace`) roots of `stf.apply_block`.
+
+    With `pool`, signatures are checked in its processes; with `store` too (the LMDB store that
+    `state` was read from, its last block committed), the roots are computed there as well.
+    """
+    collecting = gc.isenabled()
+    gc.disable()  # a block allocates hundreds of thousands of objects, and each full collection
+    try:  # would walk the whole state; a block makes no cycles that need collecting meanwhile
+        return _run(state, ctx, txns, parallel, threads, pool, trace, sequential_below, store)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _run(
+    state: State,
+    ctx: BlockContext,
+    txns: list[Tx],
+    parallel: bool,
+    threads: int,
+    pool: PoolExecutor | None,
+    trace: bool,
+    sequential_below: int,
+    store: StateStore | None,
+) -> ExecutedBlock:
     signed = verify_signatures(txns, ctx, pool)
     if parallel and len(txns) >= sequential_below:
         statuses, writes, stats = execute_parallel(txns, ctx, state.read, threads, signed)
     else:
         statuses, writes, stats = execute_sequential(txns, ctx, state.read, signed)
-    if trace:
-        new_state, roots = commit_writes(state, writes)
-        return ExecutedBlock(new_state, statuses, writes, roots, stats)
     merged: Writes = {}
     for tx_writes in writes:
         merged.update(tx_writes)
+    if pool is not None and store is not None and store.committed(state) and len(txns) >= sequential_below:
+        roots = parallel_roots(store, state.root, writes if trace else [merged], pool)
+        new_state = state.merged(merged, roots[-1] if roots else state.root)
+        return ExecutedBlock(new_state, statuses, writes, roots if trace else None, stats)
+    if trace:
+        new_state, roots = commit_writes(state, writes)
+        return ExecutedBlock(new_state, statuses, writes, roots, stats)
     return ExecutedBlock(state.apply(merged), statuses, writes, None, stats)
 
 

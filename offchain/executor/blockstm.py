@@ -20,7 +20,6 @@ import time
 from bisect import bisect_left, insort
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 
 from offchain.l2.codec import Tx
 from offchain.l2.stf import BlockContext, Credit, Reader, Status, Writes, apply_tx
@@ -78,20 +77,25 @@ class MVMemory:
 
     def record(self, txn: int, reads: list[tuple[bytes, bytes | None]], writes: Writes) -> bool:
         """Stores an incarnation's writes (in place of its predecessor's); True if it wrote a new location."""
+        locations = frozenset(writes)
         with self._lock:
+            previous = self._last_written[txn]
             for key, value in writes.items():
-                values = self._values.setdefault(key, {})
+                values = self._values.get(key)
+                if values is None:
+                    self._values[key] = {txn: value}
+                    self._writers[key] = [txn]
+                    continue
                 if txn not in values:
-                    insort(self._writers.setdefault(key, []), txn)
+                    insort(self._writers[key], txn)
                 values[txn] = value
-            new_locations = frozenset(writes)
-            for key in self._last_written[txn] - new_locations:
-                del self._values[key][txn]
-                self._writers[key].remove(txn)
-            wrote_new = not new_locations <= self._last_written[txn]
-            self._last_written[txn] = new_locations
+            if previous:  # a re-execution: forget the locations it no longer writes
+                for key in previous - locations:
+                    del self._values[key][txn]
+                    self._writers[key].remove(txn)
+            self._last_written[txn] = locations
             self._last_read[txn] = reads
-        return wrote_new
+        return not locations <= previous
 
     def convert_writes_to_estimates(self, txn: int) -> None:
         with self._lock:
@@ -129,162 +133,163 @@ def _add(value: bytes | None, credit: int) -> bytes | None:
     return (int.from_bytes(value, "big") + credit if value else credit).to_bytes(16, "big")
 
 
-class _TxStatus(Enum):
-    READY = "ready_to_execute"
-    EXECUTING = "executing"
-    EXECUTED = "executed"
-    ABORTING = "aborting"
-
-
-@dataclass
-class _Task:
-    kind: str  # "execute" or "validate"
-    version: Version
+# Transaction statuses (ints, not an Enum: they are compared on every task).
+READY, EXECUTING, EXECUTED, ABORTING = 0, 1, 2, 3
+EXECUTE, VALIDATE = "execute", "validate"
+Task = tuple[str, Version]  # (EXECUTE or VALIDATE, version)
 
 
 class Scheduler:
-    """The paper's collaborative scheduler."""
+    """The paper's collaborative scheduler.
+
+    Each lock is held for a few bytecodes: under the GIL a thread that blocks on a lock hands the
+    interpreter over, so every acquisition that can be merged with another is.
+    """
 
     def __init__(self, block_size: int):
         self.n = block_size
         self._execution_idx = 0
         self._validation_idx = 0
-        self._decrease_cnt = 0
         self._num_active = 0
         self._done = block_size == 0
         self._idx_lock = threading.Lock()
-        self._status = [[0, _TxStatus.READY] for _ in range(block_size)]  # [incarnation, status]
+        self._status = [[0, READY] for _ in range(block_size)]  # [incarnation, status]
         self._status_locks = [threading.Lock() for _ in range(block_size)]
         self._dependencies: list[list[int]] = [[] for _ in range(block_size)]
-        self.incarnations = 0
         self.validation_aborts = 0
+
+    @property
+    def incarnations(self) -> int:
+        """Incarnations started so far (a transaction's incarnation number counts its restarts)."""
+        return sum(incarnation + (status != READY) for incarnation, status in self._status)
 
     def done(self) -> bool:
         return self._done
 
     def _check_done(self) -> None:
+        # Every index and the active count change under this lock, so one look at them is a
+        # consistent snapshot (the paper's decrease counter guards a lock-free version of this).
         with self._idx_lock:
-            observed = self._decrease_cnt
-            if (
-                min(self._execution_idx, self._validation_idx) >= self.n
-                and self._num_active == 0
-                and observed == self._decrease_cnt
-            ):
+            if min(self._execution_idx, self._validation_idx) >= self.n and self._num_active == 0:
                 self._done = True
-
-    def _fetch_and_increment(self, which: str) -> int:
-        with self._idx_lock:
-            value = getattr(self, which)
-            setattr(self, which, value + 1)
-            return value
 
     def _try_incarnate(self, txn: int) -> Version | None:
         if txn < self.n:
             with self._status_locks[txn]:
-                if self._status[txn][1] == _TxStatus.READY:
-                    self._status[txn][1] = _TxStatus.EXECUTING
-                    self.incarnations += 1
-                    return txn, self._status[txn][0]
-        self._change_active(-1)
-        return None
-
-    def _change_active(self, delta: int) -> None:
+                entry = self._status[txn]
+                if entry[1] == READY:
+                    entry[1] = EXECUTING
+                    return txn, entry[0]
         with self._idx_lock:
-            self._num_active += delta
+            self._num_active -= 1
+        return None
 
     def _next_version_to_execute(self) -> Version | None:
         if self._execution_idx >= self.n:
             self._check_done()
             return None
-        self._change_active(+1)
-        return self._try_incarnate(self._fetch_and_increment("_execution_idx"))
+        with self._idx_lock:
+            self._num_active += 1
+            txn = self._execution_idx
+            self._execution_idx += 1
+        return self._try_incarnate(txn)
 
     def _next_version_to_validate(self) -> Version | None:
         if self._validation_idx >= self.n:
             self._check_done()
             return None
-        self._change_active(+1)
-        txn = self._fetch_and_increment("_validation_idx")
+        with self._idx_lock:
+            self._num_active += 1
+            txn = self._validation_idx
+            self._validation_idx += 1
         if txn < self.n:
             with self._status_locks[txn]:
                 incarnation, status = self._status[txn]
-                if status == _TxStatus.EXECUTED:
-                    return txn, incarnation
-        self._change_active(-1)
+            if status == EXECUTED:
+                return txn, incarnation
+        with self._idx_lock:
+            self._num_active -= 1
         return None
 
-    def next_task(self) -> _Task | None:
+    def next_task(self) -> Task | None:
         if self._validation_idx < self._execution_idx:
             version = self._next_version_to_validate()
             if version is not None:
-                return _Task("validate", version)
+                return VALIDATE, version
         else:
             version = self._next_version_to_execute()
             if version is not None:
-                return _Task("execute", version)
+                return EXECUTE, version
         return None
 
     def add_dependency(self, txn: int, blocking: int) -> bool:
         """Suspends `txn` until `blocking` re-executes; False if `blocking` already did."""
         with self._status_locks[blocking]:
-            if self._status[blocking][1] == _TxStatus.EXECUTED:
+            if self._status[blocking][1] == EXECUTED:
                 return False
             with self._status_locks[txn]:
-                self._status[txn][1] = _TxStatus.ABORTING
+                self._status[txn][1] = ABORTING
             self._dependencies[blocking].append(txn)
-        self._change_active(-1)
+        with self._idx_lock:
+            self._num_active -= 1
         return True
 
     def _set_ready(self, txn: int) -> None:
         with self._status_locks[txn]:
-            self._status[txn][0] += 1
-            self._status[txn][1] = _TxStatus.READY
+            entry = self._status[txn]
+            entry[0] += 1
+            entry[1] = READY
 
-    def _resume_dependencies(self, txns: list[int]) -> None:
-        for txn in txns:
-            self._set_ready(txn)
-        if txns:
-            self._decrease("_execution_idx", min(txns))
-
-    def _decrease(self, which: str, target: int) -> None:
+    def _decrease_execution(self, target: int) -> None:
         with self._idx_lock:
-            if getattr(self, which) > target:
-                setattr(self, which, target)
-            self._decrease_cnt += 1
+            if self._execution_idx > target:
+                self._execution_idx = target
 
-    def finish_execution(self, version: Version, wrote_new_location: bool) -> _Task | None:
+    def _decrease_validation(self, target: int) -> None:
+        with self._idx_lock:
+            if self._validation_idx > target:
+                self._validation_idx = target
+
+    def finish_execution(self, version: Version, wrote_new_location: bool) -> Task | None:
         txn = version[0]
         with self._status_locks[txn]:  # with add_dependency under this lock, no dependent is missed
-            self._status[txn][1] = _TxStatus.EXECUTED
+            self._status[txn][1] = EXECUTED
             dependents, self._dependencies[txn] = self._dependencies[txn], []
-        self._resume_dependencies(dependents)
+        if dependents:
+            for dependent in dependents:
+                self._set_ready(dependent)
+            self._decrease_execution(min(dependents))
         if self._validation_idx > txn:
-            if wrote_new_location:
-                self._decrease("_validation_idx", txn)
-            else:
-                return _Task("validate", version)
-        self._change_active(-1)
+            if not wrote_new_location:
+                return VALIDATE, version
+            self._decrease_validation(txn)
+        with self._idx_lock:
+            self._num_active -= 1
         return None
 
     def try_validation_abort(self, version: Version) -> bool:
         txn, incarnation = version
         with self._status_locks[txn]:
-            if self._status[txn] == [incarnation, _TxStatus.EXECUTED]:
-                self._status[txn][1] = _TxStatus.ABORTING
+            entry = self._status[txn]
+            if entry[0] == incarnation and entry[1] == EXECUTED:
+                entry[1] = ABORTING
+                aborted = True
+            else:
+                aborted = False
+        if aborted:
+            with self._idx_lock:
                 self.validation_aborts += 1
-                return True
-        return False
+        return aborted
 
-    def finish_validation(self, txn: int, aborted: bool) -> _Task | None:
+    def finish_validation(self, txn: int, aborted: bool) -> Task | None:
         if aborted:
             self._set_ready(txn)
-            self._decrease("_validation_idx", txn + 1)
+            self._decrease_validation(txn + 1)
             if self._execution_idx > txn:
                 version = self._try_incarnate(txn)
-                if version is not None:
-                    return _Task("execute", version)
-                return None  # _try_incarnate released the active task
-        self._change_active(-1)
+                return None if version is None else (EXECUTE, version)  # else: released the task
+        with self._idx_lock:
+            self._num_active -= 1
         return None
 
 
@@ -316,7 +321,7 @@ def execute_parallel(
     memory, scheduler = MVMemory(n, storage), Scheduler(n)
     statuses: list[Status] = [Status.OK] * n
 
-    def execute(version: Version) -> _Task | None:
+    def execute(version: Version) -> Task | None:
         txn = version[0]
         reads: list[tuple[bytes, bytes | None]] = []
 
@@ -331,13 +336,13 @@ def execute_parallel(
             )
         except ReadDependency as dependency:
             if not scheduler.add_dependency(txn, dependency.blocking):
-                return _Task("execute", version)  # the blocker finished meanwhile: retry now
+                return EXECUTE, version  # the blocker finished meanwhile: retry now
             return None
         statuses[txn] = status
         wrote_new = memory.record(txn, reads, writes)
         return scheduler.finish_execution(version, wrote_new)
 
-    def validate(version: Version) -> _Task | None:
+    def validate(version: Version) -> Task | None:
         txn = version[0]
         aborted = not memory.validate_read_set(txn) and scheduler.try_validation_abort(version)
         if aborted:
@@ -345,14 +350,14 @@ def execute_parallel(
         return scheduler.finish_validation(txn, aborted)
 
     def worker() -> None:
-        task: _Task | None = None
+        task: Task | None = None
         while not scheduler.done():
             if task is None:
                 task = scheduler.next_task()
                 if task is None:
                     time.sleep(0)  # let the threads holding work run
                     continue
-            task = execute(task.version) if task.kind == "execute" else validate(task.version)
+            task = execute(task[1]) if task[0] == EXECUTE else validate(task[1])
 
     workers = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, threads))]
     for thread in workers:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_hash.auto import keccak
-
 from offchain.errors import InvalidInput
+from offchain.hashing import keccak
 from offchain.l2 import codec
 from offchain.l2.codec import RECORD_LENGTH, CodecError, Tx, TxKind
 from offchain.l2.stf import BlockContext, State, Status, apply_block

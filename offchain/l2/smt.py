@@ -22,9 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from eth_hash.auto import keccak
-
 from offchain.errors import AgentL2Error
+from offchain.hashing import keccak
 
 EMPTY = b"\x00" * 32
 _LEAF, _INTERNAL = b"\x00", b"\x01"
@@ -111,6 +110,19 @@ class Proof:
                 raise SmtError("proof truncated")
             return cls(siblings, Leaf(raw[end + 1 : end + 33], raw[end + 33 : end + 65])), end + 65
         raise SmtError(f"bad proof terminal 0x{kind:02x}")
+
+
+def encode_node(node: Node) -> bytes:
+    """A node as stored: 0x00 ‖ key ‖ valueHash (leaf) or 0x01 ‖ left ‖ right (internal): its hash preimage."""
+    if isinstance(node, Leaf):
+        return _LEAF + node.key + node.value_hash
+    return _INTERNAL + node.left + node.right
+
+
+def decode_node(raw: bytes) -> Node:
+    if len(raw) != 65 or raw[0] > 1:
+        raise SmtError("a stored node is 65 bytes, starting 0x00 or 0x01")
+    return Leaf(raw[1:33], raw[33:65]) if raw[0] == 0 else Internal(raw[1:33], raw[33:65])
 
 
 Hint = Node | None  # what a deletion's deepest sibling is (see `root_after`); None: no hint
@@ -273,11 +285,16 @@ class SparseMerkleTree:
 
     def update(self, root: bytes, changes: Mapping[bytes, bytes | None]) -> bytes:
         """The root after setting each key to its value hash (None deletes); old roots stay valid."""
+        return self.update_at(root, changes, 0)
+
+    def update_at(self, node_hash: bytes, changes: Mapping[bytes, bytes | None], depth: int) -> bytes:
+        """`update` of the subtree `node_hash` whose top is at `depth`: every changed key must share
+        its path to there (this is how workers update subtrees side by side)."""
         for key, value_hash in changes.items():
             _check(key, value_hash)
         if not changes:
-            return root
-        return self._update(root, sorted(changes.items()), 0)
+            return node_hash
+        return self._update(node_hash, sorted(changes.items()), depth)
 
     def _update(self, node_hash: bytes, changes: list[tuple[bytes, bytes | None]], depth: int) -> bytes:
         if not changes:

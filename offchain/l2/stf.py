@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
 
 from offchain.chain.ecdsa import recover_address
 from offchain.hashing import keccak
@@ -47,10 +48,13 @@ def _addr(address: str) -> bytes:
     return bytes.fromhex(address[2:])
 
 
+# Keys are hashed from addresses again and again within and across blocks: cache the hot ones.
+@lru_cache(maxsize=1 << 16)
 def balance_key(account: str, token: str) -> bytes:
     return keccak(b"\x01" + _addr(account) + _addr(token))
 
 
+@lru_cache(maxsize=1 << 16)
 def nonce_key(account: str) -> bytes:
     return keccak(b"\x02" + _addr(account))
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import lmdb
-from eth_hash.auto import keccak
 
-from offchain.l2.smt import EMPTY, Internal, Leaf, Node, SparseMerkleTree
+from offchain.hashing import keccak
+from offchain.l2.smt import EMPTY, Node, SparseMerkleTree, decode_node, encode_node
 from offchain.l2.stf import State
 
 _LATEST = b"latest"
@@ -25,35 +25,40 @@ class StoreError(Exception):
     """A block out of order, or a block or node that is not stored."""
 
 
-def _encode(node: Node) -> bytes:
-    if isinstance(node, Leaf):
-        return b"\x00" + node.key + node.value_hash
-    return b"\x01" + node.left + node.right
-
-
-def _decode(raw: bytes) -> Node:
-    if raw[0] == 0:
-        return Leaf(raw[1:33], raw[33:65])
-    return Internal(raw[1:33], raw[33:65])
-
-
 class _Nodes:
-    """The tree's node store: new nodes wait in memory until their block commits."""
+    """The tree's node store: new nodes wait in memory until their block commits, as objects
+    (built here) or encoded (built by worker processes, decoded only if read)."""
 
     def __init__(self, store: StateStore):
         self._store = store
         self.pending: dict[bytes, Node] = {}
+        self.pending_encoded: dict[bytes, bytes] = {}
 
     def get(self, node_hash: bytes) -> Node | None:
         node = self.pending.get(node_hash)
         if node is not None:
             return node
-        with self._store.env.begin(db=self._store.nodes) as txn:
-            raw = txn.get(node_hash)
-        return None if raw is None else _decode(bytes(raw))
+        raw = self.pending_encoded.get(node_hash)
+        if raw is None:
+            with self._store.env.begin(db=self._store.nodes) as txn:
+                raw = txn.get(node_hash)
+        return None if raw is None else decode_node(bytes(raw))
 
     def __setitem__(self, node_hash: bytes, node: Node) -> None:
         self.pending[node_hash] = node
+
+    def __bool__(self) -> bool:
+        return bool(self.pending or self.pending_encoded)
+
+    def clear(self) -> None:
+        self.pending.clear()
+        self.pending_encoded.clear()
+
+    def encoded(self) -> dict[bytes, bytes]:
+        """Every pending node, encoded."""
+        out = {node_hash: encode_node(node) for node_hash, node in self.pending.items()}
+        out.update(self.pending_encoded)
+        return out
 
 
 class StateStore:
@@ -110,6 +115,21 @@ class StateStore:
                 values[key] = bytes(txn.get(value_hash))
         return State(self.tree, values, root)
 
+    def committed(self, state: State) -> bool:
+        """Whether `state` is the latest committed block's, with no uncommitted nodes: other
+        processes reading this store then see every node under its root."""
+        latest = self.latest()
+        root = EMPTY if latest is None else self.root_at(latest)
+        return state.tree is self.tree and state.root == root and not self._nodes
+
+    def discard(self) -> None:
+        """Drops the nodes built since the last commit (a block that will not be committed)."""
+        self._nodes.clear()
+
+    def add_encoded_nodes(self, nodes: dict[bytes, bytes]) -> None:
+        """Nodes built elsewhere (worker processes), encoded; they commit with the block."""
+        self._nodes.pending_encoded.update(nodes)
+
     # -- writing ---------------------------------------------------------------------------------
 
     def commit(self, number: int, state: State) -> None:
@@ -126,13 +146,12 @@ class StateStore:
         if state.tree is not self.tree:
             raise StoreError("the state was not built on this store's tree")
         with self.env.begin(write=True) as txn:
-            for node_hash, node in self._nodes.pending.items():
-                txn.put(node_hash, _encode(node), db=self.nodes)
-            for node in self._nodes.pending.values():
-                if isinstance(node, Leaf):
-                    value = state.values.get(node.key)
-                    if value is not None and keccak(value) == node.value_hash:
-                        txn.put(node.value_hash, value, db=self.values)
+            for node_hash, raw in self._nodes.encoded().items():
+                txn.put(node_hash, raw, db=self.nodes)
+                if raw[0] == 0:  # a leaf: store its value if it is the state's
+                    value = state.values.get(raw[1:33])
+                    if value is not None and keccak(value) == raw[33:65]:
+                        txn.put(raw[33:65], value, db=self.values)
             txn.put(number.to_bytes(8, "big"), state.root, db=self.blocks)
             txn.put(_LATEST, number.to_bytes(8, "big"), db=self.meta)
-        self._nodes.pending.clear()
+        self._nodes.clear()

@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from eth_account import Account
-from eth_hash.auto import keccak
 
+from offchain.hashing import keccak
 from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, Tx, Withdraw, encode
 from offchain.l2.signing import authorization_digest, sign, transfer_digest, withdraw_digest
 from offchain.l2.stf import BlockContext, State, Status, apply_block, apply_tx

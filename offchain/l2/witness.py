@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_hash.auto import keccak
-
 from offchain.errors import AgentL2Error
+from offchain.hashing import keccak
 from offchain.l2.codec import Tx, decode
 from offchain.l2.smt import Hint, Proof, SmtError, encode_hint, read_hint, root_after, verify
 from offchain.l2.stf import BlockContext, State, Status, apply_tx

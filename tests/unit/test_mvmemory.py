@@ -92,11 +92,11 @@ def test_scheduler__runs_every_transaction_then_is_done():
     while not scheduler.done():
         task = scheduler.next_task()
         while task is not None:
-            if task.kind == "execute":
-                executed.append(task.version)
-                task = scheduler.finish_execution(task.version, wrote_new_location=True)
+            if task[0] == "execute":
+                executed.append(task[1])
+                task = scheduler.finish_execution(task[1], wrote_new_location=True)
             else:
-                task = scheduler.finish_validation(task.version[0], aborted=False)
+                task = scheduler.finish_validation(task[1][0], aborted=False)
     assert executed == [(0, 0), (1, 0), (2, 0)]
 
 
@@ -106,15 +106,15 @@ def test_scheduler__dependency_suspends_then_resumes_with_next_incarnation():
     second = None
     while second is None:  # a validation attempt of 0 (still executing) comes back empty first
         second = scheduler.next_task()
-    assert (first.version, second.version) == ((0, 0), (1, 0))
+    assert (first[1], second[1]) == ((0, 0), (1, 0))
     assert scheduler.add_dependency(1, 0) is True  # 1 read an ESTIMATE of 0
     scheduler.finish_execution((0, 0), wrote_new_location=True)  # resumes 1 as incarnation 1
     executions = []
     for _ in range(10):  # validates 0 on the way, then hands out 1 again
         task = scheduler.next_task()
-        if task is not None and task.kind == "validate":
-            scheduler.finish_validation(task.version[0], aborted=False)
+        if task is not None and task[0] == "validate":
+            scheduler.finish_validation(task[1][0], aborted=False)
         elif task is not None:
-            executions.append(task.version)
+            executions.append(task[1])
             break
     assert executions == [(1, 1)]

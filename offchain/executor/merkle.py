@@ -1,0 +1,179 @@
+"""State roots computed in worker processes, one subtree of the state tree each.
+
+After its transactions, a block's state root is the costliest sequential part of a block: every
+changed leaf re-hashes its path. The tree splits cleanly: the `2^depth` subtrees under the top
+`depth` levels are independent, so worker processes update them side by side and the parent
+joins their roots. Workers read the committed nodes from the LMDB state store (memory-mapped,
+MVCC: any number of readers in any process) and return the nodes they create, which the parent
+keeps with the block's other new nodes until the block commits. The result is the same tree,
+node for node, as `SparseMerkleTree.update` in one process: the compact tree is canonical.
+
+The same split computes the per-transaction roots (the trace): each worker yields its subtree's
+root after every transaction that touches it, and the parent joins the roots per transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import Executor as PoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import lmdb
+
+from offchain.hashing import keccak
+from offchain.l2.smt import (
+    EMPTY,
+    Internal,
+    Leaf,
+    Node,
+    SparseMerkleTree,
+    decode_node,
+    encode_node,
+    internal_hash,
+)
+from offchain.l2.store import StateStore
+
+DEPTH = 2  # 4 subtrees: enough to keep 2 workers busy when the changes spread unevenly
+
+
+def worker_pool(workers: int = 2) -> ProcessPoolExecutor:
+    """Processes for signature checks and subtree updates. Spawned, not forked: a forked child
+    would inherit the parent's open LMDB environment, which LMDB forbids using across a fork."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+
+
+Values = Mapping[bytes, bytes | None]  # leaf key -> raw value (None: delete)
+SubRoot = tuple[bytes, bool]  # a subtree's root hash, and whether it is a single leaf
+
+
+# -- in the workers -----------------------------------------------------------------------------
+
+_envs: dict[str, tuple[lmdb.Environment, object]] = {}
+
+
+class _WorkerNodes:
+    """Committed nodes from LMDB (one read transaction) under the nodes this task creates."""
+
+    def __init__(self, txn: lmdb.Transaction):
+        self._txn = txn
+        self.created: dict[bytes, Node] = {}
+
+    def get(self, node_hash: bytes) -> Node | None:
+        node = self.created.get(node_hash)
+        if node is None:
+            raw = self._txn.get(node_hash)
+            node = None if raw is None else decode_node(bytes(raw))
+        return node
+
+    def __setitem__(self, node_hash: bytes, node: Node) -> None:
+        self.created[node_hash] = node
+
+
+def _nodes_db(path: str) -> tuple[lmdb.Environment, object]:
+    if path not in _envs:
+        env = lmdb.open(path, readonly=True, max_dbs=4, lock=True)
+        _envs[path] = (env, env.open_db(b"nodes", create=False))
+    return _envs[path]
+
+
+def _update_subtree(
+    job: tuple[str, bytes, int, list[dict[bytes, bytes | None]]],
+) -> tuple[list[SubRoot], dict]:
+    """Applies each step of changes in turn to the subtree `node_hash` at `depth`; its root after each."""
+    path, node_hash, depth, steps = job
+    env, db = _nodes_db(path)
+    with env.begin(db=db) as txn:
+        nodes = _WorkerNodes(txn)
+        tree = SparseMerkleTree(nodes)
+        roots = []
+        for values in steps:
+            changes = {key: None if value is None else keccak(value) for key, value in values.items()}
+            node_hash = tree.update_at(node_hash, changes, depth)
+            roots.append((node_hash, isinstance(nodes.get(node_hash), Leaf)))
+    return roots, {node_hash: encode_node(node) for node_hash, node in nodes.created.items()}
+
+
+# -- in the parent ------------------------------------------------------------------------------
+
+
+def _shard(key: bytes, depth: int) -> int:
+    return key[0] >> (8 - depth)
+
+
+def _subtrees(tree: SparseMerkleTree, root: bytes, depth: int) -> list[SubRoot]:
+    """The root of each subtree at `depth` under `root` (a leaf higher up sits in its key's subtree)."""
+    out: list[SubRoot] = [(EMPTY, False)] * (1 << depth)
+
+    def walk(node_hash: bytes, level: int, prefix: int) -> None:
+        if node_hash == EMPTY:
+            return
+        node = tree.store.get(node_hash)
+        if isinstance(node, Leaf):
+            out[_shard(node.key, depth)] = (node_hash, True)
+        elif level == depth:
+            out[prefix] = (node_hash, False)
+        elif isinstance(node, Internal):
+            walk(node.left, level + 1, prefix << 1)
+            walk(node.right, level + 1, (prefix << 1) | 1)
+        else:
+            raise LookupError(f"missing node {node_hash.hex()}")
+
+    walk(root, 0, 0)
+    return out
+
+
+def _join(tree: SparseMerkleTree, subroots: list[SubRoot]) -> bytes:
+    """The root over the subtree roots, collapsing as the compact tree does."""
+    level = subroots
+    while len(level) > 1:
+        joined = []
+        for (left, left_leaf), (right, right_leaf) in zip(level[::2], level[1::2], strict=True):
+            if left == EMPTY and (right == EMPTY or right_leaf):
+                joined.append((right, right_leaf))
+            elif right == EMPTY and left_leaf:
+                joined.append((left, True))
+            else:
+                node_hash = internal_hash(left, right)
+                tree.store[node_hash] = Internal(left, right)
+                joined.append((node_hash, False))
+        level = joined
+    return level[0][0]
+
+
+def parallel_roots(
+    store: StateStore, root: bytes, per_tx: list[Values], pool: PoolExecutor, depth: int = DEPTH
+) -> list[bytes]:
+    """The root after each entry of `per_tx` applied in turn to `root`, whose nodes are committed
+    in `store`; the new nodes join the store's pending nodes. One entry gives the block's root."""
+    tree = store.tree
+    base = _subtrees(tree, root, depth)
+    steps: list[list[tuple[int, dict]]] = [[] for _ in base]  # per subtree: (entry, its changes there)
+    for index, values in enumerate(per_tx):
+        split: dict[int, dict] = {}
+        for key, value in values.items():
+            split.setdefault(_shard(key, depth), {})[key] = value
+        for shard, changes in split.items():
+            steps[shard].append((index, changes))
+    path = str(Path(store.env.path()))
+    jobs = {
+        shard: pool.submit(_update_subtree, (path, base[shard][0], depth, [c for _, c in shard_steps]))
+        for shard, shard_steps in enumerate(steps)
+        if shard_steps
+    }
+    timelines: list[list[tuple[int, SubRoot]]] = [[] for _ in base]
+    for shard, job in jobs.items():
+        subroots, created = job.result()
+        store.add_encoded_nodes(created)
+        timelines[shard] = [(index, sub) for (index, _), sub in zip(steps[shard], subroots, strict=True)]
+    current, cursors, roots = list(base), [0] * len(base), []
+    for index in range(len(per_tx)):
+        changed = False
+        for shard, timeline in enumerate(timelines):
+            if cursors[shard] < len(timeline) and timeline[cursors[shard]][0] == index:
+                current[shard] = timeline[cursors[shard]][1]
+                cursors[shard] += 1
+                changed = True
+        roots.append(_join(tree, current) if changed else (roots[-1] if roots else root))
+    return roots
