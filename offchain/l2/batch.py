@@ -25,6 +25,10 @@ VERSION = 0x01
 # 128 KiB, so empty blocks cannot fill a batch with nothing but time.
 MAX_TXS_PER_BATCH = 2048
 MAX_BLOCKS_PER_BATCH = 1024
+# A rollup parameter: how far behind L1 time a batch's first block may be. One hour lets a leader
+# post blocks of slots it covered while L1 was congested; an x402 authorization is usually valid
+# for minutes, so a held-back clock could otherwise revive one that expired.
+MAX_TIMESTAMP_LAG = 3600
 ZERO = b"\x00" * 32
 _HEADER, _BLOCK_HEADER = 3, 10  # version(1) ‖ blockCount(2); timestamp(8) ‖ txCount(2)
 
@@ -165,14 +169,18 @@ class Batch:
             index >>= 1
         return TxProof(tuple(siblings))
 
-    def check_timestamps(self, previous_last: int, l1_now: int) -> None:
+    def check_timestamps(self, previous_last: int, l1_now: int, max_lag: int = MAX_TIMESTAMP_LAG) -> None:
         """The inbox's bounds at append: the batch starts no earlier than the previous batch's last
-        block and ends no later than the L1 block that appends it (its blocks are in order already)."""
+        block, nor more than `max_lag` seconds before the L1 block that appends it, and ends no
+        later than that L1 block (its blocks are in order already). Without the lag bound a leader
+        could hold the L2 clock back and include authorizations long expired in real time."""
         if not self.blocks:
             raise BatchError("a batch has at least one block")
         first, last = self.blocks[0].timestamp, self.blocks[-1].timestamp
         if first < previous_last:
             raise BatchError(f"first timestamp {first} is before the previous batch's last {previous_last}")
+        if first < l1_now - max_lag:
+            raise BatchError(f"first timestamp {first} lags the L1 block's {l1_now} by more than {max_lag} s")
         if last > l1_now:
             raise BatchError(f"last timestamp {last} is after the L1 block's {l1_now}")
 

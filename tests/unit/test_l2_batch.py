@@ -196,6 +196,9 @@ def test_check_timestamps__bounds_against_the_previous_batch_and_l1():
         batch.check_timestamps(previous_last=11, l1_now=20)
     with pytest.raises(BatchError, match="last timestamp 15 is after the L1 block's 14"):
         batch.check_timestamps(previous_last=0, l1_now=14)
+    batch.check_timestamps(previous_last=0, l1_now=20, max_lag=10)
+    with pytest.raises(BatchError, match="first timestamp 10 lags the L1 block's 21 by more than 10 s"):
+        batch.check_timestamps(previous_last=0, l1_now=21, max_lag=10)
 
 
 # -- tx root and proofs -------------------------------------------------------------------------
