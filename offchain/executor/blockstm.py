@@ -54,25 +54,27 @@ class MVMemory:
         self._storage = storage
         self._values: dict[bytes, dict[int, Value]] = {}  # location -> writer -> value
         self._writers: dict[bytes, list[int]] = {}  # location -> its writers, ascending
+        self._credited: set[bytes] = set()  # locations some incarnation credited
         self._lock = threading.Lock()
         self._last_written: list[frozenset[bytes]] = [frozenset()] * block_size
         self._last_read: list[list[tuple[bytes, bytes | None]]] = [[] for _ in range(block_size)]
 
     def read(self, key: bytes, txn: int) -> bytes | None:
         """The value `txn` sees at `key`. Raises ReadDependency on an ESTIMATE."""
-        credit = 0
         writers = self._writers.get(key)
-        if writers:
-            with self._lock:
-                values = self._values[key]
-                for position in range(bisect_left(writers, txn) - 1, -1, -1):
-                    writer = writers[position]
-                    value = values[writer]
-                    if value is ESTIMATE:
-                        raise ReadDependency(writer)
-                    if not isinstance(value, Credit):
-                        return _add(value, credit)  # type: ignore[arg-type]
-                    credit += value.amount
+        if not writers or writers[0] >= txn:
+            return self._storage(key)
+        credit = 0
+        with self._lock:
+            values = self._values[key]
+            for position in range(bisect_left(writers, txn) - 1, -1, -1):
+                writer = writers[position]
+                value = values[writer]
+                if value is ESTIMATE:
+                    raise ReadDependency(writer)
+                if not isinstance(value, Credit):
+                    return _add(value, credit)  # type: ignore[arg-type]
+                credit += value.amount
         return _add(self._storage(key), credit)
 
     def record(self, txn: int, reads: list[tuple[bytes, bytes | None]], writes: Writes) -> bool:
@@ -85,10 +87,14 @@ class MVMemory:
                 if values is None:
                     self._values[key] = {txn: value}
                     self._writers[key] = [txn]
+                    if isinstance(value, Credit):
+                        self._credited.add(key)
                     continue
                 if txn not in values:
                     insort(self._writers[key], txn)
                 values[txn] = value
+                if isinstance(value, Credit):
+                    self._credited.add(key)
             if previous:  # a re-execution: forget the locations it no longer writes
                 for key in previous - locations:
                     del self._values[key][txn]
@@ -111,20 +117,17 @@ class MVMemory:
 
     def snapshot(self) -> list[Writes]:
         """Each transaction's final writes in block order, credits resolved to values."""
-        current: dict[bytes, bytes | None] = {}
-        out: list[Writes] = []
         with self._lock:
-            for txn, keys in enumerate(self._last_written):
-                writes: Writes = {}
-                for key in keys:
-                    value = self._values[key][txn]
-                    if isinstance(value, Credit):
-                        below = current[key] if key in current else self._storage(key)
-                        value = _add(below, value.amount)
-                    writes[key] = value  # type: ignore[assignment]
-                    current[key] = value  # type: ignore[assignment]
-                out.append(writes)
-        return out
+            out = [
+                {key: self._values[key][txn] for key in keys} for txn, keys in enumerate(self._last_written)
+            ]
+            for key in self._credited:  # resolve in block order, from the stored value up
+                value = self._storage(key)
+                for writer in self._writers.get(key, ()):
+                    written = out[writer][key]
+                    value = _add(value, written.amount) if isinstance(written, Credit) else written
+                    out[writer][key] = value
+        return out  # type: ignore[return-value]
 
 
 def _add(value: bytes | None, credit: int) -> bytes | None:
