@@ -95,9 +95,9 @@ def _run(
     for tx_writes in writes:
         merged.update(tx_writes)
     if pool is not None and store is not None and store.committed(state) and len(txns) >= sequential_below:
-        roots = parallel_roots(store, state.root, writes if trace else [merged], pool)
-        new_state = state.merged(merged, roots[-1] if roots else state.root)
-        return ExecutedBlock(new_state, statuses, writes, roots if trace else None, stats)
+        root = parallel_roots(store, state.root, [merged], pool)[0]
+        roots = parallel_roots(store, state.root, writes, pool, keep_nodes=False) if trace else None
+        return ExecutedBlock(state.merged(merged, root), statuses, writes, roots, stats)
     if trace:
         new_state, roots = commit_writes(state, writes)
         return ExecutedBlock(new_state, statuses, writes, roots, stats)

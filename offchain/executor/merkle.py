@@ -79,10 +79,10 @@ def _nodes_db(path: str) -> tuple[lmdb.Environment, object]:
 
 
 def _update_subtree(
-    job: tuple[str, bytes, int, list[dict[bytes, bytes | None]]],
+    job: tuple[str, bytes, int, list[dict[bytes, bytes | None]], bool],
 ) -> tuple[list[SubRoot], dict]:
     """Applies each step of changes in turn to the subtree `node_hash` at `depth`; its root after each."""
-    path, node_hash, depth, steps = job
+    path, node_hash, depth, steps, keep = job
     env, db = _nodes_db(path)
     with env.begin(db=db) as txn:
         nodes = _WorkerNodes(txn)
@@ -92,6 +92,8 @@ def _update_subtree(
             changes = {key: None if value is None else keccak(value) for key, value in values.items()}
             node_hash = tree.update_at(node_hash, changes, depth)
             roots.append((node_hash, isinstance(nodes.get(node_hash), Leaf)))
+    if not keep:
+        return roots, {}
     return roots, {node_hash: encode_node(node) for node_hash, node in nodes.created.items()}
 
 
@@ -124,7 +126,7 @@ def _subtrees(tree: SparseMerkleTree, root: bytes, depth: int) -> list[SubRoot]:
     return out
 
 
-def _join(tree: SparseMerkleTree, subroots: list[SubRoot]) -> bytes:
+def _join(tree: SparseMerkleTree, subroots: list[SubRoot], keep: bool = True) -> bytes:
     """The root over the subtree roots, collapsing as the compact tree does."""
     level = subroots
     while len(level) > 1:
@@ -136,17 +138,25 @@ def _join(tree: SparseMerkleTree, subroots: list[SubRoot]) -> bytes:
                 joined.append((left, True))
             else:
                 node_hash = internal_hash(left, right)
-                tree.store[node_hash] = Internal(left, right)
+                if keep:
+                    tree.store[node_hash] = Internal(left, right)
                 joined.append((node_hash, False))
         level = joined
     return level[0][0]
 
 
 def parallel_roots(
-    store: StateStore, root: bytes, per_tx: list[Values], pool: PoolExecutor, depth: int = DEPTH
+    store: StateStore,
+    root: bytes,
+    per_tx: list[Values],
+    pool: PoolExecutor,
+    depth: int = DEPTH,
+    keep_nodes: bool = True,
 ) -> list[bytes]:
     """The root after each entry of `per_tx` applied in turn to `root`, whose nodes are committed
-    in `store`; the new nodes join the store's pending nodes. One entry gives the block's root."""
+    in `store`. One entry gives the block's root. With `keep_nodes` the new nodes join the store's
+    pending nodes; a trace for a dispute needs only the roots (a witness is proven later on the
+    state rebuilt up to its transaction), so it leaves them out."""
     tree = store.tree
     base = _subtrees(tree, root, depth)
     steps: list[list[tuple[int, dict]]] = [[] for _ in base]  # per subtree: (entry, its changes there)
@@ -158,7 +168,9 @@ def parallel_roots(
             steps[shard].append((index, changes))
     path = str(Path(store.env.path()))
     jobs = {
-        shard: pool.submit(_update_subtree, (path, base[shard][0], depth, [c for _, c in shard_steps]))
+        shard: pool.submit(
+            _update_subtree, (path, base[shard][0], depth, [c for _, c in shard_steps], keep_nodes)
+        )
         for shard, shard_steps in enumerate(steps)
         if shard_steps
     }
@@ -175,5 +187,5 @@ def parallel_roots(
                 current[shard] = timeline[cursors[shard]][1]
                 cursors[shard] += 1
                 changed = True
-        roots.append(_join(tree, current) if changed else (roots[-1] if roots else root))
+        roots.append(_join(tree, current, keep_nodes) if changed else (roots[-1] if roots else root))
     return roots
