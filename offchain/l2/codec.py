@@ -22,8 +22,18 @@ class TxKind(IntEnum):
     WITHDRAW = 4
 
 
+class _Record:
+    """Pickles as its class and fields: executors ship blocks to worker processes, and the
+    default pickling of a slotted dataclass costs three times as much."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple:
+        return type(self), tuple(getattr(self, name) for name in self.__slots__)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, slots=True)
-class Deposit:
+class Deposit(_Record):
     index: int
     to: str
     token: str
@@ -31,7 +41,7 @@ class Deposit:
 
 
 @dataclass(frozen=True, slots=True)
-class Transfer:
+class Transfer(_Record):
     sender: str
     to: str
     token: str
@@ -42,7 +52,7 @@ class Transfer:
 
 
 @dataclass(frozen=True, slots=True)
-class TransferWithAuthorization:
+class TransferWithAuthorization(_Record):
     sender: str
     to: str
     token: str
@@ -54,7 +64,7 @@ class TransferWithAuthorization:
 
 
 @dataclass(frozen=True, slots=True)
-class Withdraw:
+class Withdraw(_Record):
     sender: str
     token: str
     amount: int
