@@ -33,7 +33,7 @@ from offchain.l2.smt import (
     encode_node,
     internal_hash,
 )
-from offchain.l2.store import StateStore
+from offchain.l2.store import MAP_SIZE, StateStore
 
 DEPTH = 2  # 4 subtrees: enough to keep 2 workers busy when the changes spread unevenly
 
@@ -71,11 +71,18 @@ class _WorkerNodes:
         self.created[node_hash] = node
 
 
-def _nodes_db(path: str) -> tuple[lmdb.Environment, object]:
+def _read_txn(path: str) -> tuple[lmdb.Environment, lmdb.Transaction]:
+    """A read transaction on the store's nodes. The environment stays open for the worker's life;
+    when the store has grown past its map since, LMDB says so and the map is resized first."""
     if path not in _envs:
-        env = lmdb.open(path, readonly=True, max_dbs=4, lock=True)
+        env = lmdb.open(path, readonly=True, max_dbs=4, lock=True, map_size=MAP_SIZE)
         _envs[path] = (env, env.open_db(b"nodes", create=False))
-    return _envs[path]
+    env, db = _envs[path]
+    try:
+        return env, env.begin(db=db)
+    except lmdb.MapResizedError:
+        env.set_mapsize(0)  # adopt the size the writer set
+        return env, env.begin(db=db)
 
 
 def _update_subtree(
@@ -83,8 +90,8 @@ def _update_subtree(
 ) -> tuple[list[SubRoot], dict]:
     """Applies each step of changes in turn to the subtree `node_hash` at `depth`; its root after each."""
     path, node_hash, depth, steps, keep = job
-    env, db = _nodes_db(path)
-    with env.begin(db=db) as txn:
+    _, txn = _read_txn(path)
+    with txn:
         nodes = _WorkerNodes(txn)
         tree = SparseMerkleTree(nodes)
         roots = []

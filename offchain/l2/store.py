@@ -19,6 +19,7 @@ from offchain.l2.smt import EMPTY, Node, SparseMerkleTree, decode_node, encode_n
 from offchain.l2.stf import State
 
 _LATEST = b"latest"
+MAP_SIZE = 1 << 32  # address space reserved for the store (LMDB grows the file as it fills)
 
 
 class StoreError(Exception):
@@ -64,7 +65,7 @@ class _Nodes:
 class StateStore:
     """Versioned L2 state in an LMDB environment at `path`."""
 
-    def __init__(self, path: Path | str, map_size: int = 1 << 32):
+    def __init__(self, path: Path | str, map_size: int = MAP_SIZE):
         Path(path).mkdir(parents=True, exist_ok=True)
         self.env = lmdb.open(str(path), max_dbs=4, map_size=map_size, sync=True, metasync=True)
         self.nodes = self.env.open_db(b"nodes")
