@@ -5,51 +5,15 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
-from eth_account import Account
-from eth_hash.auto import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offchain.executor.block import run_block
-from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, Withdraw
-from offchain.l2.signing import authorization_digest, sign, transfer_digest, withdraw_digest
-from offchain.l2.stf import BlockContext, State, apply_block
+from offchain.l2.codec import Deposit
+from offchain.l2.stf import State, apply_block
+from tests.l2_blocks import ADDRS, CTX, TOKEN, deposits, signed_tx
 
 pytestmark = pytest.mark.fuzzing
-
-CHAIN, INBOX, TOKEN = 7_777, "0x" + "1b" * 20, "0x" + "0a" * 20
-KEYS = [keccak(i.to_bytes(4, "big")) for i in range(8)]
-ADDRS = [Account.from_key(k).address for k in KEYS]
-CTX = BlockContext(chain_id=CHAIN, inbox=INBOX, timestamp=1_000, sequencer=ADDRS[7])
-
-# Signing is slow: sign each (sender, kind, fields) once and reuse it across examples.
-_signed: dict[tuple, object] = {}
-
-
-def _tx(kind: str, sender: int, to: int, amount: int, nonce: int, bad_sig: bool):
-    cache_key = (kind, sender, to, amount, nonce, bad_sig)
-    if cache_key in _signed:
-        return _signed[cache_key]
-    key = KEYS[(sender + 1) % 8] if bad_sig else KEYS[sender]
-    a, b = ADDRS[sender], ADDRS[to]
-    if kind == "transfer":
-        tx = Transfer(a, b, TOKEN, amount, 1, nonce, b"\x00" * 65)
-        tx = Transfer(a, b, TOKEN, amount, 1, nonce, sign(key, transfer_digest(tx, CHAIN, INBOX)))
-    elif kind == "withdraw":
-        tx = Withdraw(a, TOKEN, amount, 0, b, nonce, b"\x00" * 65)
-        tx = Withdraw(a, TOKEN, amount, 0, b, nonce, sign(key, withdraw_digest(tx, CHAIN, INBOX)))
-    else:
-        auth_nonce = keccak(bytes([sender, to, amount % 256, nonce % 256]))
-        tx = TransferWithAuthorization(a, b, TOKEN, amount, 0, 2_000, auth_nonce, b"\x00" * 65)
-        tx = TransferWithAuthorization(
-            a, b, TOKEN, amount, 0, 2_000, auth_nonce, sign(key, authorization_digest(tx, CHAIN))
-        )
-    _signed[cache_key] = tx
-    return tx
-
-
-def _deposits(n: int):
-    return [Deposit(i, ADDRS[i % 7], TOKEN, 50) for i in range(n)]
 
 
 @st.composite
@@ -70,7 +34,7 @@ def blocks(draw):
         sender = hot if hot is not None and draw(st.booleans()) else draw(st.integers(0, 7))
         to = hot if hot is not None and draw(st.booleans()) else draw(st.integers(0, 7))
         txs.append(
-            _tx(
+            signed_tx(
                 kind,
                 sender,
                 to,
@@ -90,7 +54,7 @@ def pool():
 
 @pytest.fixture(scope="module")
 def genesis():
-    return apply_block(State(), CTX, _deposits(7)).state
+    return apply_block(State(), CTX, deposits(7)).state
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -5,23 +5,18 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
-from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offchain.executor.block import run_block
 from offchain.executor.merkle import _join, _subtrees, parallel_roots, worker_pool
 from offchain.hashing import keccak
-from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, Withdraw
-from offchain.l2.signing import authorization_digest, sign, transfer_digest, withdraw_digest
+from offchain.l2.codec import Deposit
 from offchain.l2.smt import EMPTY, SparseMerkleTree, internal_hash, leaf_hash, verify
-from offchain.l2.stf import BlockContext, State, apply_block
+from offchain.l2.stf import State, apply_block
 from offchain.l2.store import StateStore
+from tests.l2_blocks import ADDRS, CTX, TOKEN, deposits, signed_tx
 
-CHAIN, INBOX, TOKEN = 7_777, "0x" + "1b" * 20, "0x" + "0a" * 20
-KEYS = [keccak(i.to_bytes(4, "big")) for i in range(8)]
-ADDRS = [Account.from_key(k).address for k in KEYS]
-CTX = BlockContext(chain_id=CHAIN, inbox=INBOX, timestamp=1_000, sequencer=ADDRS[7])
 SLOW = settings(
     deadline=None,
     suppress_health_check=[
@@ -274,35 +269,6 @@ def test_join__collapses_as_the_tree_does():
 
 # -- blocks ---------------------------------------------------------------------------------------
 
-# Signing is slow: sign each (sender, kind, fields) once and reuse it across examples.
-_signed: dict[tuple, object] = {}
-
-
-def _tx(kind: str, sender: int, to: int, amount: int, nonce: int, bad_sig: bool = False, fee: int = 1):
-    cache_key = (kind, sender, to, amount, nonce, bad_sig, fee)
-    if cache_key in _signed:
-        return _signed[cache_key]
-    key = KEYS[(sender + 1) % 8] if bad_sig else KEYS[sender]
-    a, b = ADDRS[sender], ADDRS[to]
-    if kind == "transfer":
-        tx = Transfer(a, b, TOKEN, amount, fee, nonce, b"\x00" * 65)
-        tx = Transfer(a, b, TOKEN, amount, fee, nonce, sign(key, transfer_digest(tx, CHAIN, INBOX)))
-    elif kind == "withdraw":
-        tx = Withdraw(a, TOKEN, amount, 0, b, nonce, b"\x00" * 65)
-        tx = Withdraw(a, TOKEN, amount, 0, b, nonce, sign(key, withdraw_digest(tx, CHAIN, INBOX)))
-    else:
-        auth_nonce = keccak(bytes([sender, to, amount % 256, nonce % 256]))
-        tx = TransferWithAuthorization(a, b, TOKEN, amount, 0, 2_000, auth_nonce, b"\x00" * 65)
-        tx = TransferWithAuthorization(
-            a, b, TOKEN, amount, 0, 2_000, auth_nonce, sign(key, authorization_digest(tx, CHAIN))
-        )
-    _signed[cache_key] = tx
-    return tx
-
-
-def _deposits(n: int):
-    return [Deposit(i, ADDRS[i % 7], TOKEN, 50) for i in range(n)]
-
 
 @st.composite
 def blocks(draw):
@@ -319,16 +285,16 @@ def blocks(draw):
         sender = hot if hot is not None and draw(st.booleans()) else draw(st.integers(0, 6))
         to = hot if hot is not None and draw(st.booleans()) else draw(st.integers(0, 6))
         amount = draw(st.sampled_from([49, 50]) | st.integers(1, 60))  # 49 + fee 1 or 50: a balance to 0
-        txs.append(_tx(kind, sender, to, amount, draw(st.integers(0, 3)), draw(st.integers(0, 9)) == 0))
+        txs.append(signed_tx(kind, sender, to, amount, draw(st.integers(0, 3)), draw(st.integers(0, 9)) == 0))
     return txs
 
 
-MEMORY_GENESIS = apply_block(State(), CTX, _deposits(7)).state
+MEMORY_GENESIS = apply_block(State(), CTX, deposits(7)).state
 
 
 def _genesis_store(path) -> tuple[StateStore, State]:
     store = StateStore(path)
-    store.commit(0, apply_block(store.state_at(), CTX, _deposits(7)).state)
+    store.commit(0, apply_block(store.state_at(), CTX, deposits(7)).state)
     state = store.state_at()
     assert state.root == MEMORY_GENESIS.root and store.committed(state)
     return store, state
@@ -371,12 +337,12 @@ def test_run_block_with_roots_in_workers__equals_apply_block(genesis, pool, txs)
 def _block() -> list:
     """Transfers, a withdrawal, an emptied balance (deleted leaf), failures and a deposit."""
     return [
-        _tx("transfer", 0, 1, 10, 0),
-        _tx("transfer", 2, 3, 49, 0),  # 49 + fee 1: the sender's balance leaf is deleted
-        _tx("withdraw", 4, 4, 20, 0),
-        _tx("transfer", 5, 6, 5, 1),  # bad nonce
-        _tx("authorization", 1, 0, 30, 0),
-        _tx("transfer", 3, 0, 1, 0, bad_sig=True),
+        signed_tx("transfer", 0, 1, 10, 0),
+        signed_tx("transfer", 2, 3, 49, 0),  # 49 + fee 1: the sender's balance leaf is deleted
+        signed_tx("withdraw", 4, 4, 20, 0),
+        signed_tx("transfer", 5, 6, 5, 1),  # bad nonce
+        signed_tx("authorization", 1, 0, 30, 0),
+        signed_tx("transfer", 3, 0, 1, 0, bad_sig=True),
         Deposit(7, ADDRS[5], TOKEN, 8),
     ]
 
@@ -409,7 +375,11 @@ def test_roots_from_workers__prove_commit_and_read_back_after_reopening(tmp_path
         # The next block's workers read the nodes the last block's workers built.
         state = store.state_at()
         assert store.committed(state)
-        txs = [_tx("transfer", 0, 2, 5, 1), _tx("transfer", 1, 2, 1, 0), Deposit(8, ADDRS[3], TOKEN, 3)]
+        txs = [
+            signed_tx("transfer", 0, 2, 5, 1),
+            signed_tx("transfer", 1, 2, 1, 0),
+            Deposit(8, ADDRS[3], TOKEN, 3),
+        ]
         following = apply_block(expected.state, CTX, txs)
         with _spy() as spy:
             got = run_block(state, CTX, txs, pool=pool, store=store, trace=True, sequential_below=0)
