@@ -56,7 +56,8 @@ class MVMemory:
         self._writers: dict[bytes, list[int]] = {}  # location -> its writers, ascending
         self._credited: set[bytes] = set()  # locations some incarnation credited
         self._lock = threading.Lock()
-        self._last_written: list[frozenset[bytes]] = [frozenset()] * block_size
+        # Each transaction's last recorded writes (the dict `apply_tx` returned) and reads.
+        self._last_writes: list[Writes] = [{} for _ in range(block_size)]
         self._last_read: list[list[tuple[bytes, bytes | None]]] = [[] for _ in range(block_size)]
 
     def read(self, key: bytes, txn: int) -> bytes | None:
@@ -72,55 +73,58 @@ class MVMemory:
                 value = values[writer]
                 if value is ESTIMATE:
                     raise ReadDependency(writer)
-                if not isinstance(value, Credit):
+                if value.__class__ is not Credit:
                     return _add(value, credit)  # type: ignore[arg-type]
-                credit += value.amount
+                credit += value.amount  # type: ignore[union-attr]
         return _add(self._storage(key), credit)
 
     def record(self, txn: int, reads: list[tuple[bytes, bytes | None]], writes: Writes) -> bool:
         """Stores an incarnation's writes (in place of its predecessor's); True if it wrote a new location."""
-        locations = frozenset(writes)
+        all_values, all_writers = self._values, self._writers
         with self._lock:
-            previous = self._last_written[txn]
+            previous = self._last_writes[txn]
             for key, value in writes.items():
-                values = self._values.get(key)
+                values = all_values.get(key)
                 if values is None:
-                    self._values[key] = {txn: value}
-                    self._writers[key] = [txn]
-                    if isinstance(value, Credit):
-                        self._credited.add(key)
-                    continue
-                if txn not in values:
-                    insort(self._writers[key], txn)
-                values[txn] = value
-                if isinstance(value, Credit):
+                    all_values[key] = {txn: value}
+                    all_writers[key] = [txn]
+                else:
+                    if txn not in values:
+                        insort(all_writers[key], txn)
+                    values[txn] = value
+                if value.__class__ is Credit:
                     self._credited.add(key)
             if previous:  # a re-execution: forget the locations it no longer writes
-                for key in previous - locations:
-                    del self._values[key][txn]
-                    self._writers[key].remove(txn)
-            self._last_written[txn] = locations
+                for key in previous.keys() - writes.keys():
+                    del all_values[key][txn]
+                    all_writers[key].remove(txn)
+            self._last_writes[txn] = writes
             self._last_read[txn] = reads
-        return not locations <= previous
+        return not writes.keys() <= previous.keys()
 
     def convert_writes_to_estimates(self, txn: int) -> None:
         with self._lock:
-            for key in self._last_written[txn]:
+            for key in self._last_writes[txn]:
                 self._values[key][txn] = ESTIMATE
 
     def validate_read_set(self, txn: int) -> bool:
         """Whether every location the last incarnation read still holds the value it saw."""
+        read = self.read
         try:
-            return all(self.read(key, txn) == seen for key, seen in self._last_read[txn])
+            for key, seen in self._last_read[txn]:
+                if read(key, txn) != seen:
+                    return False
         except ReadDependency:
             return False
+        return True
 
     def snapshot(self) -> list[Writes]:
-        """Each transaction's final writes in block order, credits resolved to values."""
+        """Each transaction's final writes in block order, credits resolved to values.
+
+        Called once the block is done: the recorded write sets are final then, and are returned
+        themselves (resolved in place), not copied."""
         with self._lock:
-            out = [
-                {key: self._values[key][txn] for key in keys} for txn, keys in enumerate(self._last_written)
-            ]
+            out = self._last_writes
             for key in self._credited:  # resolve in block order, from the stored value up
                 value = self._storage(key)
                 for writer in self._writers.get(key, ()):

@@ -30,12 +30,11 @@ from offchain.l2.smt import (
     Node,
     SparseMerkleTree,
     decode_node,
-    encode_node,
     internal_hash,
 )
-from offchain.l2.store import MAP_SIZE, StateStore
+from offchain.l2.store import MAP_SIZE, StateStore, pack_nodes
 
-DEPTH = 2  # 4 subtrees: enough to keep 2 workers busy when the changes spread unevenly
+DEPTH = 3  # 8 subtrees: 2 workers stay busy when the changes spread unevenly
 
 
 def worker_pool(workers: int = 2) -> ProcessPoolExecutor:
@@ -87,7 +86,7 @@ def _read_txn(path: str) -> tuple[lmdb.Environment, lmdb.Transaction]:
 
 def _update_subtree(
     job: tuple[str, bytes, int, list[dict[bytes, bytes | None]], bool],
-) -> tuple[list[SubRoot], dict]:
+) -> tuple[list[SubRoot], bytes]:
     """Applies each step of changes in turn to the subtree `node_hash` at `depth`; its root after each."""
     path, node_hash, depth, steps, keep = job
     _, txn = _read_txn(path)
@@ -99,9 +98,7 @@ def _update_subtree(
             changes = {key: None if value is None else keccak(value) for key, value in values.items()}
             node_hash = tree.update_at(node_hash, changes, depth)
             roots.append((node_hash, isinstance(nodes.get(node_hash), Leaf)))
-    if not keep:
-        return roots, {}
-    return roots, {node_hash: encode_node(node) for node_hash, node in nodes.created.items()}
+    return roots, pack_nodes(nodes.created) if keep else b""
 
 
 # -- in the parent ------------------------------------------------------------------------------
@@ -184,7 +181,7 @@ def parallel_roots(
     timelines: list[list[tuple[int, SubRoot]]] = [[] for _ in base]
     for shard, job in jobs.items():
         subroots, created = job.result()
-        store.add_encoded_nodes(created)
+        store.add_packed_nodes(created)
         timelines[shard] = [(index, sub) for (index, _), sub in zip(steps[shard], subroots, strict=True)]
     current, cursors, roots = list(base), [0] * len(base), []
     for index in range(len(per_tx)):
