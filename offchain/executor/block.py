@@ -10,19 +10,24 @@ them; a sequencer commits the block root and builds the trace only for a dispute
 from __future__ import annotations
 
 import gc
+from bisect import bisect_right
 from concurrent.futures import Executor as PoolExecutor
 from concurrent.futures import Future
 from dataclasses import dataclass
+from itertools import pairwise
 
 from offchain.executor.blockstm import BlockStats, Signed, execute_parallel, execute_sequential
-from offchain.executor.merkle import parallel_roots
+from offchain.executor.merkle import parallel_roots, submit_roots
 from offchain.hashing import keccak
 from offchain.l2.codec import Tx
 from offchain.l2.stf import BlockContext, State, Status, Writes, signature_ok
 from offchain.l2.store import StateStore
 
 SEQUENTIAL_BELOW = 32  # smaller blocks gain nothing from threads and processes
-CHUNK = 128  # transactions per signature task: small enough for Block-STM to start early
+# Transactions per signature task: the first small, so that Block-STM starts early; then each
+# twice the last up to the largest (every task costs the parent pickling and a round trip); and
+# smaller again towards the end (a quarter of what is left), so that the workers finish together.
+FIRST_CHUNK, LARGEST_CHUNK = 64, 1024
 
 
 def _check_chunk(args: tuple[list[Tx], BlockContext]) -> list[bool]:
@@ -35,10 +40,26 @@ def verify_signatures(txns: list[Tx], ctx: BlockContext, pool: PoolExecutor | No
     state): the result answers as soon as the transaction's chunk is done."""
     if pool is None or len(txns) < SEQUENTIAL_BELOW:
         return lambda i: signature_ok(txns[i], ctx)
+    starts = _chunk_starts(len(txns))
+    bounds = [*starts, len(txns)]
     futures: list[Future[list[bool]]] = [
-        pool.submit(_check_chunk, (txns[i : i + CHUNK], ctx)) for i in range(0, len(txns), CHUNK)
+        pool.submit(_check_chunk, (txns[lo:hi], ctx)) for lo, hi in pairwise(bounds)
     ]
-    return lambda i: futures[i // CHUNK].result()[i % CHUNK]
+
+    def signed(i: int) -> bool:
+        chunk = bisect_right(starts, i) - 1
+        return futures[chunk].result()[i - starts[chunk]]
+
+    return signed
+
+
+def _chunk_starts(n: int) -> list[int]:
+    starts, start, size = [], 0, FIRST_CHUNK
+    while start < n:
+        starts.append(start)
+        start += size
+        size = min(2 * size, LARGEST_CHUNK, max(FIRST_CHUNK, (n - start) // 4))
+    return starts
 
 
 @dataclass(frozen=True)
@@ -95,9 +116,11 @@ def _run(
     for tx_writes in writes:
         merged.update(tx_writes)
     if pool is not None and store is not None and store.committed(state) and len(txns) >= sequential_below:
-        root = parallel_roots(store, state.root, [merged], pool)[0]
+        block_root = submit_roots(store, state.root, [merged], pool)
+        new_state = state.merged(merged, state.root)  # while the workers hash: the root comes next
+        new_state.root = block_root()[0]
         roots = parallel_roots(store, state.root, writes, pool, keep_nodes=False) if trace else None
-        return ExecutedBlock(state.merged(merged, root), statuses, writes, roots, stats)
+        return ExecutedBlock(new_state, statuses, writes, roots, stats)
     if trace:
         new_state, roots = commit_writes(state, writes)
         return ExecutedBlock(new_state, statuses, writes, roots, stats)

@@ -147,10 +147,13 @@ Task = tuple[str, Version]  # (EXECUTE or VALIDATE, version)
 
 
 class Scheduler:
-    """The paper's collaborative scheduler.
+    """The paper's collaborative scheduler: execution and validation indices, per-transaction
+    incarnation numbers and statuses, dependency suspension, and the active-task count that
+    tells when the block is done.
 
-    Each lock is held for a few bytecodes: under the GIL a thread that blocks on a lock hands the
-    interpreter over, so every acquisition that can be merged with another is.
+    One lock guards it all. The paper's per-transaction locks let cores update different
+    transactions at once; under the GIL only one thread runs anyway, and every extra acquisition
+    costs as much as the work it guards, so each step here takes the lock once.
     """
 
     def __init__(self, block_size: int):
@@ -159,145 +162,98 @@ class Scheduler:
         self._validation_idx = 0
         self._num_active = 0
         self._done = block_size == 0
-        self._idx_lock = threading.Lock()
-        self._status = [[0, READY] for _ in range(block_size)]  # [incarnation, status]
-        self._status_locks = [threading.Lock() for _ in range(block_size)]
-        self._dependencies: list[list[int]] = [[] for _ in range(block_size)]
+        self._lock = threading.Lock()
+        self._incarnation = [0] * block_size
+        self._status = [READY] * block_size
+        self._dependencies: dict[int, list[int]] = {}  # blocking transaction -> suspended ones
+        self.incarnations = 0  # incarnations started
         self.validation_aborts = 0
-
-    @property
-    def incarnations(self) -> int:
-        """Incarnations started so far (a transaction's incarnation number counts its restarts)."""
-        return sum(incarnation + (status != READY) for incarnation, status in self._status)
 
     def done(self) -> bool:
         return self._done
 
     def _check_done(self) -> None:
-        # Every index and the active count change under this lock, so one look at them is a
+        # Every index and the active count change under the lock, so one look at them is a
         # consistent snapshot (the paper's decrease counter guards a lock-free version of this).
-        with self._idx_lock:
-            if min(self._execution_idx, self._validation_idx) >= self.n and self._num_active == 0:
-                self._done = True
+        if min(self._execution_idx, self._validation_idx) >= self.n and self._num_active == 0:
+            self._done = True
 
     def _try_incarnate(self, txn: int) -> Version | None:
-        if txn < self.n:
-            with self._status_locks[txn]:
-                entry = self._status[txn]
-                if entry[1] == READY:
-                    entry[1] = EXECUTING
-                    return txn, entry[0]
-        with self._idx_lock:
-            self._num_active -= 1
-        return None
-
-    def _next_version_to_execute(self) -> Version | None:
-        if self._execution_idx >= self.n:
-            self._check_done()
-            return None
-        with self._idx_lock:
-            self._num_active += 1
-            txn = self._execution_idx
-            self._execution_idx += 1
-        return self._try_incarnate(txn)
-
-    def _next_version_to_validate(self) -> Version | None:
-        if self._validation_idx >= self.n:
-            self._check_done()
-            return None
-        with self._idx_lock:
-            self._num_active += 1
-            txn = self._validation_idx
-            self._validation_idx += 1
-        if txn < self.n:
-            with self._status_locks[txn]:
-                incarnation, status = self._status[txn]
-            if status == EXECUTED:
-                return txn, incarnation
-        with self._idx_lock:
-            self._num_active -= 1
+        """Under the lock: `txn` from READY to EXECUTING, or the task is given up."""
+        if txn < self.n and self._status[txn] == READY:
+            self._status[txn] = EXECUTING
+            self.incarnations += 1
+            return txn, self._incarnation[txn]
+        self._num_active -= 1
         return None
 
     def next_task(self) -> Task | None:
-        if self._validation_idx < self._execution_idx:
-            version = self._next_version_to_validate()
-            if version is not None:
-                return VALIDATE, version
-        else:
-            version = self._next_version_to_execute()
-            if version is not None:
-                return EXECUTE, version
-        return None
+        with self._lock:
+            if self._validation_idx < self._execution_idx:
+                txn = self._validation_idx
+                self._validation_idx += 1
+                if self._status[txn] == EXECUTED:
+                    self._num_active += 1
+                    return VALIDATE, (txn, self._incarnation[txn])
+                return None
+            if self._execution_idx >= self.n:
+                self._check_done()
+                return None
+            txn = self._execution_idx
+            self._execution_idx += 1
+            self._num_active += 1
+            version = self._try_incarnate(txn)
+            return None if version is None else (EXECUTE, version)
 
     def add_dependency(self, txn: int, blocking: int) -> bool:
         """Suspends `txn` until `blocking` re-executes; False if `blocking` already did."""
-        with self._status_locks[blocking]:
-            if self._status[blocking][1] == EXECUTED:
+        with self._lock:
+            if self._status[blocking] == EXECUTED:
                 return False
-            with self._status_locks[txn]:
-                self._status[txn][1] = ABORTING
-            self._dependencies[blocking].append(txn)
-        with self._idx_lock:
+            self._status[txn] = ABORTING
+            self._dependencies.setdefault(blocking, []).append(txn)
             self._num_active -= 1
-        return True
+            return True
 
     def _set_ready(self, txn: int) -> None:
-        with self._status_locks[txn]:
-            entry = self._status[txn]
-            entry[0] += 1
-            entry[1] = READY
-
-    def _decrease_execution(self, target: int) -> None:
-        with self._idx_lock:
-            if self._execution_idx > target:
-                self._execution_idx = target
-
-    def _decrease_validation(self, target: int) -> None:
-        with self._idx_lock:
-            if self._validation_idx > target:
-                self._validation_idx = target
+        self._incarnation[txn] += 1
+        self._status[txn] = READY
 
     def finish_execution(self, version: Version, wrote_new_location: bool) -> Task | None:
         txn = version[0]
-        with self._status_locks[txn]:  # with add_dependency under this lock, no dependent is missed
-            self._status[txn][1] = EXECUTED
-            dependents, self._dependencies[txn] = self._dependencies[txn], []
-        if dependents:
-            for dependent in dependents:
-                self._set_ready(dependent)
-            self._decrease_execution(min(dependents))
-        if self._validation_idx > txn:
-            if not wrote_new_location:
-                return VALIDATE, version
-            self._decrease_validation(txn)
-        with self._idx_lock:
+        with self._lock:  # with add_dependency under this lock, no dependent is missed
+            self._status[txn] = EXECUTED
+            dependents = self._dependencies.pop(txn, None)
+            if dependents:
+                for dependent in dependents:
+                    self._set_ready(dependent)
+                self._execution_idx = min(self._execution_idx, min(dependents))
+            if self._validation_idx > txn:
+                if not wrote_new_location:
+                    return VALIDATE, version
+                self._validation_idx = txn
             self._num_active -= 1
-        return None
+            return None
 
     def try_validation_abort(self, version: Version) -> bool:
         txn, incarnation = version
-        with self._status_locks[txn]:
-            entry = self._status[txn]
-            if entry[0] == incarnation and entry[1] == EXECUTED:
-                entry[1] = ABORTING
-                aborted = True
-            else:
-                aborted = False
-        if aborted:
-            with self._idx_lock:
+        with self._lock:
+            if self._incarnation[txn] == incarnation and self._status[txn] == EXECUTED:
+                self._status[txn] = ABORTING
                 self.validation_aborts += 1
-        return aborted
+                return True
+            return False
 
     def finish_validation(self, txn: int, aborted: bool) -> Task | None:
-        if aborted:
-            self._set_ready(txn)
-            self._decrease_validation(txn + 1)
-            if self._execution_idx > txn:
-                version = self._try_incarnate(txn)
-                return None if version is None else (EXECUTE, version)  # else: released the task
-        with self._idx_lock:
+        with self._lock:
+            if aborted:
+                self._set_ready(txn)
+                self._validation_idx = min(self._validation_idx, txn + 1)
+                if self._execution_idx > txn:
+                    version = self._try_incarnate(txn)  # else: it gave the task up
+                    return None if version is None else (EXECUTE, version)
             self._num_active -= 1
-        return None
+            return None
 
 
 @dataclass

@@ -14,9 +14,9 @@ root after every transaction that touches it, and the parent joins the roots per
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor as PoolExecutor
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -161,6 +161,19 @@ def parallel_roots(
     in `store`. One entry gives the block's root. With `keep_nodes` the new nodes join the store's
     pending nodes; a trace for a dispute needs only the roots (a witness is proven later on the
     state rebuilt up to its transaction), so it leaves them out."""
+    return submit_roots(store, root, per_tx, pool, depth, keep_nodes)()
+
+
+def submit_roots(
+    store: StateStore,
+    root: bytes,
+    per_tx: list[Values],
+    pool: PoolExecutor,
+    depth: int = DEPTH,
+    keep_nodes: bool = True,
+) -> Callable[[], list[bytes]]:
+    """`parallel_roots` in two steps: this sends the subtrees to the workers at once, and the
+    function it returns waits for them and joins the roots (the caller works meanwhile)."""
     tree = store.tree
     base = _subtrees(tree, root, depth)
     steps: list[list[tuple[int, dict]]] = [[] for _ in base]  # per subtree: (entry, its changes there)
@@ -178,13 +191,26 @@ def parallel_roots(
         for shard, shard_steps in enumerate(steps)
         if shard_steps
     }
+    return lambda: _collect(store, root, len(per_tx), base, steps, jobs, keep_nodes)
+
+
+def _collect(
+    store: StateStore,
+    root: bytes,
+    entries: int,
+    base: list[SubRoot],
+    steps: list[list[tuple[int, dict]]],
+    jobs: dict[int, Future[tuple[list[SubRoot], bytes]]],
+    keep_nodes: bool,
+) -> list[bytes]:
+    tree = store.tree
     timelines: list[list[tuple[int, SubRoot]]] = [[] for _ in base]
     for shard, job in jobs.items():
         subroots, created = job.result()
         store.add_packed_nodes(created)
         timelines[shard] = [(index, sub) for (index, _), sub in zip(steps[shard], subroots, strict=True)]
     current, cursors, roots = list(base), [0] * len(base), []
-    for index in range(len(per_tx)):
+    for index in range(entries):
         changed = False
         for shard, timeline in enumerate(timelines):
             if cursors[shard] < len(timeline) and timeline[cursors[shard]][0] == index:

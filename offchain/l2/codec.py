@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from operator import attrgetter
 
 from eth_utils import to_checksum_address
 
@@ -27,9 +29,10 @@ class _Record:
     default pickling of a slotted dataclass costs three times as much."""
 
     __slots__ = ()
+    _fields: Callable[[_Record], tuple] = staticmethod(lambda record: ())  # set per class below
 
     def __reduce__(self) -> tuple:
-        return type(self), tuple(getattr(self, name) for name in self.__slots__)  # type: ignore[attr-defined]
+        return type(self), type(self)._fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,9 @@ class Withdraw(_Record):
 
 
 Tx = Deposit | Transfer | TransferWithAuthorization | Withdraw
+
+for _kind in (Deposit, Transfer, TransferWithAuthorization, Withdraw):
+    _kind._fields = staticmethod(attrgetter(*_kind.__slots__))  # type: ignore[attr-defined]  # a tuple, in C
 
 # Field layouts after the kind byte: (name, width, type) with type a(ddress), u(int), b(ytes).
 _LAYOUTS: dict[TxKind, tuple[type, tuple[tuple[str, int, str], ...]]] = {
