@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offchain.executor.block import run_block
-from offchain.executor.merkle import _join, _subtrees, parallel_roots, worker_pool
+from offchain.executor.merkle import _join, _subtrees, parallel_roots, submit_roots, worker_pool
 from offchain.hashing import keccak
 from offchain.l2.codec import Deposit
 from offchain.l2.smt import EMPTY, SparseMerkleTree, internal_hash, leaf_hash, verify
@@ -301,7 +301,8 @@ def _genesis_store(path) -> tuple[StateStore, State]:
 
 
 def _spy():
-    return mock.patch("offchain.executor.block.parallel_roots", wraps=parallel_roots)
+    """Watches the block root being sent to the workers (run_block's path through processes)."""
+    return mock.patch("offchain.executor.block.submit_roots", wraps=submit_roots)
 
 
 @pytest.fixture
