@@ -46,9 +46,15 @@ def verify_signatures(txns: list[Tx], ctx: BlockContext, pool: PoolExecutor | No
         pool.submit(_check_chunk, (txns[lo:hi], ctx)) for lo, hi in pairwise(bounds)
     ]
 
+    checks: list[bool | None] = [None] * len(txns)  # each chunk's answers, once waited for
+
     def signed(i: int) -> bool:
-        chunk = bisect_right(starts, i) - 1
-        return futures[chunk].result()[i - starts[chunk]]
+        check = checks[i]
+        if check is None:
+            chunk = bisect_right(starts, i) - 1
+            checks[starts[chunk] : bounds[chunk + 1]] = futures[chunk].result()
+            check = checks[i]
+        return check  # type: ignore[return-value]
 
     return signed
 

@@ -123,15 +123,20 @@ class MVMemory:
 
         Called once the block is done: the recorded write sets are final then, and are returned
         themselves (resolved in place), not copied."""
+        out, storage, writers_of = self._last_writes, self._storage, self._writers
         with self._lock:
-            out = self._last_writes
             for key in self._credited:  # resolve in block order, from the stored value up
-                value = self._storage(key)
-                for writer in self._writers.get(key, ()):
-                    written = out[writer][key]
-                    value = _add(value, written.amount) if isinstance(written, Credit) else written
-                    out[writer][key] = value
-        return out  # type: ignore[return-value]
+                raw = storage(key)
+                value = int.from_bytes(raw, "big") if raw else 0
+                for writer in writers_of.get(key, ()):
+                    writes = out[writer]
+                    written = writes[key]
+                    if written.__class__ is Credit:
+                        value += written.amount  # type: ignore[union-attr]
+                        writes[key] = value.to_bytes(16, "big") if value else None
+                    else:
+                        value = int.from_bytes(written, "big") if written else 0  # type: ignore[arg-type]
+        return out
 
 
 def _add(value: bytes | None, credit: int) -> bytes | None:
@@ -283,13 +288,14 @@ def execute_parallel(
     n = len(txns)
     memory, scheduler = MVMemory(n, storage), Scheduler(n)
     statuses: list[Status] = [Status.OK] * n
+    memory_read = memory.read
 
     def execute(version: Version) -> Task | None:
         txn = version[0]
         reads: list[tuple[bytes, bytes | None]] = []
 
         def read(key: bytes) -> bytes | None:
-            value = memory.read(key, txn)  # may raise ReadDependency
+            value = memory_read(key, txn)  # may raise ReadDependency
             reads.append((key, value))
             return value
 
