@@ -10,8 +10,11 @@ state transition. Prints transactions per second for each, the ratio, incarnatio
 transaction, the time to compute the block's state root alone, and the time to compute the
 per-transaction roots (the trace, built only for a disputed batch). Goals on a 2-core machine:
 Block-STM at least 1.5 x sequential with no contention, at least 0.9 x with one hot account.
+Each level runs both executors `--rounds` times, interleaved, and reports medians: the ratio is
+the median of the rounds' ratios (their range beside it), as a noisy machine slows runs unevenly.
 
-Run from the repository root:  python bench/blockstm.py [--txs 10000] [--threads 2] [--workers 2]
+Run from the repository root:
+  python bench/blockstm.py [--txs 10000] [--threads 2] [--workers 2] [--rounds 5]
 Writes reports/bench/blockstm.json. It reports; it does not assert.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -61,8 +65,9 @@ def main() -> None:
     parser.add_argument("--txs", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="processes that check signatures")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each executor per level (medians)")
     options = parser.parse_args()
-    console = Console()
+    console = Console(width=150)
     n = options.txs
 
     with Progress(console=console, transient=True) as progress:
@@ -84,16 +89,20 @@ def main() -> None:
         store.commit(0, genesis)
         run_block(genesis, CTX, blocks["none"][:1_000], pool=pool, store=store)  # start the processes
         for level, txs in blocks.items():
-            store.discard()
-            started = time.perf_counter()
-            sequential = run_block(genesis, CTX, txs, parallel=False)
-            seq_seconds = time.perf_counter() - started
-            store.discard()
-            started = time.perf_counter()
-            parallel = run_block(genesis, CTX, txs, threads=options.threads, pool=pool, store=store)
-            par_seconds = time.perf_counter() - started
-            if (parallel.state.root, parallel.statuses) != (sequential.state.root, sequential.statuses):
-                raise SystemExit("Block-STM diverged from sequential")
+            seq_times, par_times = [], []
+            for _ in range(options.rounds):  # interleaved, so that a slow spell hits both
+                store.discard()
+                started = time.perf_counter()
+                sequential = run_block(genesis, CTX, txs, parallel=False)
+                seq_times.append(time.perf_counter() - started)
+                store.discard()
+                started = time.perf_counter()
+                parallel = run_block(genesis, CTX, txs, threads=options.threads, pool=pool, store=store)
+                par_times.append(time.perf_counter() - started)
+                if (parallel.state.root, parallel.statuses) != (sequential.state.root, sequential.statuses):
+                    raise SystemExit("Block-STM diverged from sequential")
+            ratios = sorted(seq / par for seq, par in zip(seq_times, par_times, strict=True))
+            seq_seconds, par_seconds = statistics.median(seq_times), statistics.median(par_times)
             started = time.perf_counter()
             run_block(in_memory, CTX, txs, parallel=False)
             memory_seconds = time.perf_counter() - started
@@ -120,7 +129,9 @@ def main() -> None:
                     "contention": level,
                     "sequential_tps": n / seq_seconds,
                     "blockstm_tps": n / par_seconds,
-                    "ratio": seq_seconds / par_seconds,
+                    "ratio": statistics.median(ratios),
+                    "ratio_min": ratios[0],
+                    "ratio_max": ratios[-1],
                     "incarnations_per_tx": parallel.stats.incarnations / n,
                     "sequential_in_memory_tps": n / memory_seconds,
                     "root_seconds": root_seconds,
@@ -138,7 +149,7 @@ def main() -> None:
         "contention",
         "sequential tx/s",
         "Block-STM tx/s",
-        "ratio",
+        "ratio (min-max)",
         "incarnations/tx",
         "sequential, in memory tx/s",
         "block root (s): 1 process / workers",
@@ -150,7 +161,7 @@ def main() -> None:
             row["contention"],
             f"{row['sequential_tps']:,.0f}",
             f"{row['blockstm_tps']:,.0f}",
-            f"{row['ratio']:.2f}",
+            f"{row['ratio']:.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})",
             f"{row['incarnations_per_tx']:.2f}",
             f"{row['sequential_in_memory_tps']:,.0f}",
             f"{row['root_seconds']:.2f} / {row['root_seconds_in_workers']:.2f}",
@@ -164,7 +175,16 @@ def main() -> None:
     )
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(
-        json.dumps({"txs": n, "threads": options.threads, "workers": options.workers, "rows": rows}, indent=2)
+        json.dumps(
+            {
+                "txs": n,
+                "threads": options.threads,
+                "workers": options.workers,
+                "rounds": options.rounds,
+                "rows": rows,
+            },
+            indent=2,
+        )
         + "\n"
     )
     console.print(f"JSON report: {REPORT}")
