@@ -46,9 +46,9 @@ def blocks(draw):
     return txs
 
 
-@pytest.fixture(scope="module")
-def pool():
-    with ProcessPoolExecutor(max_workers=2) as executor:
+@pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda n: f"{n}-processes")
+def pool(request):
+    with ProcessPoolExecutor(max_workers=request.param) as executor:
         yield executor
 
 
@@ -71,10 +71,10 @@ def test_blockstm__equals_sequential(genesis, txs, threads):
     assert (untraced.state.root, untraced.roots) == (expected.state.root, None)
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(txs=blocks())
-def test_blockstm_with_signatures_in_processes__equals_sequential(genesis, pool, txs):
-    txs = txs * 3  # long enough to use the pool
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(txs=blocks(), threads=st.sampled_from([1, 2, 4]))
+def test_blockstm_with_signatures_in_processes__equals_sequential(genesis, pool, txs, threads):
+    txs = txs * 3  # long enough to use the pool, in more than one signature task
     expected = apply_block(genesis, CTX, txs)
-    got = run_block(genesis, CTX, txs, threads=4, pool=pool, trace=True, sequential_below=0)
+    got = run_block(genesis, CTX, txs, threads=threads, pool=pool, trace=True, sequential_below=0)
     assert (got.statuses, got.roots) == (expected.statuses, expected.roots)
