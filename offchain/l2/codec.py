@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from operator import attrgetter
 
-from eth_utils import to_checksum_address
+from offchain.hashing import checksum_address
 
 MAX_AMOUNT = 2**128 - 1
 MAX_U64 = 2**64 - 1
@@ -178,7 +178,7 @@ def decode(record: bytes) -> Tx:
         if form == "u":
             values[name] = int.from_bytes(raw, "big")
         elif form == "a":
-            values[name] = to_checksum_address(raw)
+            values[name] = checksum_address(bytes(raw))
         else:
             values[name] = bytes(raw)
     return cls(**values)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from eth_utils import to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from offchain.hashing import checksum_address
 from offchain.l2.codec import (
     RECORD_LENGTH,
     CodecError,
@@ -132,3 +134,12 @@ def test_split__truncated_tail__is_refused():
 def test_encode__out_of_range__is_refused(tx):
     with pytest.raises(CodecError):
         encode(tx)
+
+
+@settings(max_examples=300)
+@given(raw=st.binary(min_size=20, max_size=20))
+def test_decoded_addresses__are_eip55_checksummed(raw):
+    assert checksum_address(raw) == to_checksum_address(raw)
+    record = encode(Deposit(index=0, to="0x" + raw.hex(), token="0x" + raw[::-1].hex(), amount=1))
+    back = decode(record)
+    assert (back.to, back.token) == (to_checksum_address(raw), to_checksum_address(raw[::-1]))
