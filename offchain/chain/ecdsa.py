@@ -11,18 +11,20 @@ SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681
 
 
 def recover_address(digest: bytes, signature: bytes) -> bytes | None:
-    """The 20-byte address that signed `digest` (65-byte r‖s‖v, v 27/28 or 0/1), or None.
+    """The 20-byte address that signed `digest` (65-byte r‖s‖v), or None.
 
-    High-s signatures are refused, as OpenZeppelin's ECDSA refuses them on chain.
+    Exactly what OpenZeppelin's ECDSA accepts on chain: v 27 or 28 (the ecrecover precompile
+    answers nothing for 0 or 1) and low s; anything else is no signature, so that off-chain and
+    on-chain checks (the x402 facilitator against the token, the STF against the one-step
+    verifier) never disagree.
     """
     if len(signature) != 65 or len(digest) != 32:
         return None
     r, s, v = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64]
-    v = v - 27 if v >= 27 else v
-    if v not in (0, 1) or not 0 < s <= SECP256K1_HALF_N or r == 0:
+    if v not in (27, 28) or not 0 < s <= SECP256K1_HALF_N or r == 0:
         return None
     try:
-        key = PublicKey.from_signature_and_message(signature[:64] + bytes([v]), digest, hasher=None)
+        key = PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), digest, hasher=None)
     except (ValueError, TypeError):  # r not on the curve, or no point recovers
         return None
     return keccak(key.format(compressed=False)[1:])[12:]

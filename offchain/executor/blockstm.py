@@ -177,6 +177,11 @@ class Scheduler:
     def done(self) -> bool:
         return self._done
 
+    def halt(self) -> None:
+        """Ends the block for every thread: one of them failed (its error is the block's)."""
+        with self._lock:
+            self._done = True
+
     def _check_done(self) -> None:
         # Every index and the active count change under the lock, so one look at them is a
         # consistent snapshot (the paper's decrease counter guards a lock-free version of this).
@@ -282,7 +287,8 @@ def execute_parallel(
     """Runs the block with Block-STM; returns each transaction's status and final writes.
 
     `signed(i)` gives transaction i's signature check when it is done elsewhere (in processes):
-    a thread that needs one not yet known waits for it, without holding the GIL.
+    a thread that needs one not yet known waits for it, without holding the GIL. An error in any
+    thread (from `storage` or `signed`) stops them all and is raised here.
     """
     started = time.perf_counter()
     n = len(txns)
@@ -318,21 +324,29 @@ def execute_parallel(
             memory.convert_writes_to_estimates(txn)
         return scheduler.finish_validation(txn, aborted)
 
+    errors: list[BaseException] = []
+
     def worker() -> None:
         task: Task | None = None
-        while not scheduler.done():
-            if task is None:
-                task = scheduler.next_task()
+        try:
+            while not scheduler.done():
                 if task is None:
-                    time.sleep(0)  # let the threads holding work run
-                    continue
-            task = execute(task[1]) if task[0] == EXECUTE else validate(task[1])
+                    task = scheduler.next_task()
+                    if task is None:
+                        time.sleep(0)  # let the threads holding work run
+                        continue
+                task = execute(task[1]) if task[0] == EXECUTE else validate(task[1])
+        except BaseException as error:  # storage or a signature check failed: the block cannot finish
+            errors.append(error)
+            scheduler.halt()
 
     workers = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, threads))]
     for thread in workers:
         thread.start()
     for thread in workers:
         thread.join()
+    if errors:
+        raise errors[0]
     stats = BlockStats(n, scheduler.incarnations, scheduler.validation_aborts, time.perf_counter() - started)
     return statuses, memory.snapshot(), stats
 

@@ -37,6 +37,13 @@ def _authorization(key, sender, to, value, after=0, before=2_000, nonce=b"\x07" 
     return TransferWithAuthorization(sender, to, TOKEN, value, after, before, nonce, signature)
 
 
+def _with_v01(tx):
+    """`tx` with its signature's v as 0/1: the same signer, but ecrecover (so OpenZeppelin's
+    ECDSA, so the one-step verifier) refuses it; the STF must too."""
+    signature = tx.signature[:64] + bytes([tx.signature[64] - 27])
+    return type(tx)(*(signature if name == "signature" else getattr(tx, name) for name in tx.__slots__))
+
+
 def _withdraw(key, sender, amount, fee=0, nonce=0, recipient=None):
     unsigned = Withdraw(sender, TOKEN, amount, fee, recipient or sender, nonce, b"\x00" * 65)
     return Withdraw(
@@ -141,6 +148,8 @@ def test_transfer__moves_amount_and_fee_and_bumps_nonce():
         (lambda: _authorization(ALICE.key, ALICE.address, BOB.address, 1, after=1_000), Status.NOT_YET_VALID),
         (lambda: _authorization(ALICE.key, ALICE.address, BOB.address, 1, before=1_000), Status.EXPIRED),
         (lambda: _authorization(ALICE.key, ALICE.address, BOB.address, 1_001), Status.INSUFFICIENT_BALANCE),
+        (lambda: _with_v01(_transfer(ALICE.key, ALICE.address, BOB.address, 1)), Status.BAD_SIGNATURE),
+        (lambda: _with_v01(_authorization(ALICE.key, ALICE.address, BOB.address, 1)), Status.BAD_SIGNATURE),
     ],
     ids=[
         "transfer-wrong-signer",
@@ -154,6 +163,8 @@ def test_transfer__moves_amount_and_fee_and_bumps_nonce():
         "authorization-not-yet-valid",
         "authorization-expired",
         "authorization-short",
+        "transfer-v-0-or-1",
+        "authorization-v-0-or-1",
     ],
 )
 def test_failures__change_nothing_but_the_receipt(make, status):

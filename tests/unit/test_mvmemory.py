@@ -1,11 +1,12 @@
-"""Block-STM's multi-version memory and scheduler, piece by piece."""
+"""Block-STM's multi-version memory and scheduler, piece by piece, and how a block fails."""
 
 from __future__ import annotations
 
 import pytest
 
-from offchain.executor.blockstm import MVMemory, ReadDependency, Scheduler
+from offchain.executor.blockstm import MVMemory, ReadDependency, Scheduler, execute_parallel
 from offchain.l2.stf import Credit
+from tests.l2_blocks import CTX, signed_tx
 
 K = b"\x01" * 32
 
@@ -118,3 +119,27 @@ def test_scheduler__dependency_suspends_then_resumes_with_next_incarnation():
             executions.append(task[1])
             break
     assert executions == [(1, 1)]
+
+
+class _StorageDown(Exception):
+    pass
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+@pytest.mark.parametrize("failing", ["storage", "signature"])
+def test_execute_parallel__a_failing_thread_stops_the_block_and_raises(threads, failing):
+    """Neither a silent success with empty writes (one thread) nor a hang (several)."""
+    txs = [signed_tx("transfer", i % 7, (i + 1) % 7, 1, 0) for i in range(40)]
+
+    def storage(key: bytes) -> bytes | None:
+        if failing == "storage":
+            raise _StorageDown("the state store is gone")
+        return None
+
+    def signed(i: int) -> bool:
+        if failing == "signature" and i == 17:
+            raise _StorageDown("a signature worker died")
+        return True
+
+    with pytest.raises(_StorageDown):
+        execute_parallel(txs, CTX, storage, threads=threads, signed=signed)
