@@ -1,7 +1,7 @@
 """Test vectors of the L2 rules, for the on-chain one-step verifier to check against.
 
-Each vector is one transaction applied to a known state: its record, the block context, the
-pre-state root, every leaf the transaction reads with its value and its proof against the
+Each vector is one transaction applied to a known state: its record, its EIP-712 digest and the
+signer its signature recovers to (signed kinds), the block context, the pre-state root, every leaf the transaction reads with its value and its proof against the
 pre-state root (membership or non-membership), its state witness (`witness.py`: every leaf it
 reads or writes, proven in key order), the expected status and the post-state root. A verifier
 that recomputes the status and post-state root from the record, context, pre-state root and
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from eth_account import Account
 
+from offchain.chain.ecdsa import recover_signer
 from offchain.hashing import keccak
 from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, Tx, Withdraw, encode
 from offchain.l2.signing import authorization_digest, sign, transfer_digest, withdraw_digest
@@ -32,12 +33,23 @@ CAROL, DAVE = "0x" + "20" * 20, "0x" + "85" * 20  # chosen for where their balan
 
 
 def _transfer(
-    key: bytes, sender: str, amount: int, fee: int = 1, nonce: int = 0, chain: int = CHAIN
+    key: bytes,
+    sender: str,
+    amount: int,
+    fee: int = 1,
+    nonce: int = 0,
+    chain: int = CHAIN,
+    to: str | None = None,
 ) -> Transfer:
-    unsigned = Transfer(sender, BOB.address, TOKEN, amount, fee, nonce, b"\x00" * 65)
-    return Transfer(
-        sender, BOB.address, TOKEN, amount, fee, nonce, sign(key, transfer_digest(unsigned, chain, INBOX))
-    )
+    to = BOB.address if to is None else to
+    unsigned = Transfer(sender, to, TOKEN, amount, fee, nonce, b"\x00" * 65)
+    return Transfer(sender, to, TOKEN, amount, fee, nonce, sign(key, transfer_digest(unsigned, chain, INBOX)))
+
+
+def _v_as_0_or_1(tx: Transfer) -> Transfer:
+    """`tx` with v = 0/1: the same signer to a lax recovery, no signature to ecrecover."""
+    signature = tx.signature[:64] + bytes([tx.signature[64] - 27])
+    return Transfer(tx.sender, tx.to, tx.token, tx.amount, tx.fee, tx.nonce, signature)
 
 
 def _authorization(key: bytes, value: int, after: int = 0, before: int = 2_000, nonce: bytes = b"\x01" * 32):
@@ -50,13 +62,13 @@ def _authorization(key: bytes, value: int, after: int = 0, before: int = 2_000, 
     )
 
 
-def _withdraw(key: bytes, amount: int, nonce: int = 0) -> Withdraw:
-    unsigned = Withdraw(ALICE.address, TOKEN, amount, 2, BOB.address, nonce, b"\x00" * 65)
+def _withdraw(key: bytes, amount: int, nonce: int = 0, fee: int = 2) -> Withdraw:
+    unsigned = Withdraw(ALICE.address, TOKEN, amount, fee, BOB.address, nonce, b"\x00" * 65)
     return Withdraw(
         ALICE.address,
         TOKEN,
         amount,
-        2,
+        fee,
         BOB.address,
         nonce,
         sign(key, withdraw_digest(unsigned, CHAIN, INBOX)),
@@ -88,6 +100,12 @@ def cases() -> list[tuple[str, Tx, Status]]:
         ),
         ("transfer-bad-nonce", _transfer(ALICE.key, ALICE.address, 100, nonce=3), Status.BAD_NONCE),
         ("transfer-insufficient", _transfer(ALICE.key, ALICE.address, 999), Status.INSUFFICIENT_BALANCE),
+        ("transfer-v-0-or-1", _v_as_0_or_1(_transfer(ALICE.key, ALICE.address, 100)), Status.BAD_SIGNATURE),
+        # Which leaves a transaction touches: no fee, no sequencer leaf; an amount of 0 still
+        # touches the receiver's (absent, it stays absent); paying oneself is one leaf.
+        ("transfer-no-fee", _transfer(ALICE.key, ALICE.address, 100, fee=0), Status.OK),
+        ("transfer-zero-amount-to-new-account", _transfer(ALICE.key, ALICE.address, 0, to=DAVE), Status.OK),
+        ("transfer-to-self", _transfer(ALICE.key, ALICE.address, 100, to=ALICE.address), Status.OK),
         ("authorization-ok", _authorization(ALICE.key, 200), Status.OK),
         ("authorization-bad-signature", _authorization(BOB.key, 200), Status.BAD_SIGNATURE),
         ("authorization-not-yet-valid", _authorization(ALICE.key, 200, after=1_000), Status.NOT_YET_VALID),
@@ -96,7 +114,9 @@ def cases() -> list[tuple[str, Tx, Status]]:
         ("authorization-insufficient", _authorization(ALICE.key, 2_000), Status.INSUFFICIENT_BALANCE),
         ("withdraw-ok", _withdraw(ALICE.key, 300), Status.OK),
         ("withdraw-bad-signature", _withdraw(BOB.key, 300), Status.BAD_SIGNATURE),
+        ("withdraw-bad-nonce", _withdraw(ALICE.key, 300, nonce=1), Status.BAD_NONCE),
         ("withdraw-insufficient", _withdraw(ALICE.key, 999), Status.INSUFFICIENT_BALANCE),
+        ("withdraw-no-fee", _withdraw(ALICE.key, 300, fee=0), Status.OK),
         # ALICE's whole balance, fee included: her leaf is deleted and a sibling leaf moves up.
         ("transfer-whole-balance", _transfer(ALICE.key, ALICE.address, 998), Status.OK),
     ]
@@ -112,6 +132,16 @@ def tree_cases() -> list[tuple[str, Tx, Status, State]]:
         # ALICE's leaf is deleted beside a subtree of two leaves or more: nothing moves up.
         ("transfer-whole-balance-beside-subtree", _transfer(ALICE.key, ALICE.address, 998), Status.OK, carol),
     ]
+
+
+def _digest(tx: Tx) -> bytes | None:
+    if isinstance(tx, Transfer):
+        return transfer_digest(tx, CTX.chain_id, CTX.inbox)
+    if isinstance(tx, Withdraw):
+        return withdraw_digest(tx, CTX.chain_id, CTX.inbox)
+    if isinstance(tx, TransferWithAuthorization):
+        return authorization_digest(tx, CTX.chain_id)
+    return None
 
 
 def vector(name: str, tx: Tx, state: State) -> dict:
@@ -136,9 +166,13 @@ def vector(name: str, tx: Tx, state: State) -> dict:
                 "proof": "0x" + state.tree.prove(state.root, key).encode().hex(),
             }
         )
+    digest = _digest(tx)
+    signer = None if digest is None else recover_signer(digest, tx.signature)  # type: ignore[union-attr]
     return {
         "name": name,
         "record": "0x" + encode(tx).hex(),
+        "digest": None if digest is None else "0x" + digest.hex(),  # EIP-712, of a signed kind
+        "signer": signer,  # what the signature recovers to (None: no valid signature)
         "context": {
             "chainId": CTX.chain_id,
             "inbox": CTX.inbox,

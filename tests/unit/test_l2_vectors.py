@@ -7,7 +7,9 @@ from pathlib import Path
 
 from eth_hash.auto import keccak
 
-from offchain.l2.codec import decode
+from offchain.chain.ecdsa import recover_signer
+from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, TxKind, Withdraw, decode
+from offchain.l2.signing import authorization_digest, transfer_digest, withdraw_digest
 from offchain.l2.smt import Internal, Leaf, Proof, verify
 from offchain.l2.stf import BlockContext, Status, apply_tx
 from offchain.l2.vectors import generate
@@ -34,11 +36,45 @@ def _ctx(item: dict) -> BlockContext:
     )
 
 
+# Every outcome each kind can have (docs/l2-protocol.md §Effects).
+OUTCOMES = {
+    TxKind.DEPOSIT: {Status.OK, Status.BAD_DEPOSIT_INDEX},
+    TxKind.TRANSFER: {Status.OK, Status.BAD_SIGNATURE, Status.BAD_NONCE, Status.INSUFFICIENT_BALANCE},
+    TxKind.TRANSFER_WITH_AUTHORIZATION: {
+        Status.OK,
+        Status.BAD_SIGNATURE,
+        Status.NOT_YET_VALID,
+        Status.EXPIRED,
+        Status.AUTHORIZATION_USED,
+        Status.INSUFFICIENT_BALANCE,
+    },
+    TxKind.WITHDRAW: {Status.OK, Status.BAD_SIGNATURE, Status.BAD_NONCE, Status.INSUFFICIENT_BALANCE},
+}
+
+
 def test_every_kind_and_outcome__is_covered():
     vectors = json.loads(VECTORS.read_text())["vectors"]
-    kinds = {_b(v["record"])[0] for v in vectors}
-    assert kinds == {1, 2, 3, 4}
-    assert {v["statusName"] for v in vectors} == {status.name for status in Status}
+    covered = {(TxKind(_b(v["record"])[0]), Status(v["status"])) for v in vectors}
+    assert covered == {(kind, status) for kind, statuses in OUTCOMES.items() for status in statuses}
+    assert set().union(*OUTCOMES.values()) == set(Status)
+
+
+def test_each_vector__carries_the_digest_its_signature_is_checked_against():
+    for item in json.loads(VECTORS.read_text())["vectors"]:
+        tx, ctx = decode(_b(item["record"])), _ctx(item)
+        if isinstance(tx, Deposit):
+            assert (item["digest"], item["signer"]) == (None, None), item["name"]
+            continue
+        if isinstance(tx, Transfer):
+            digest = transfer_digest(tx, ctx.chain_id, ctx.inbox)
+        elif isinstance(tx, Withdraw):
+            digest = withdraw_digest(tx, ctx.chain_id, ctx.inbox)
+        else:
+            assert isinstance(tx, TransferWithAuthorization)
+            digest = authorization_digest(tx, ctx.chain_id)
+        assert item["digest"] == "0x" + digest.hex(), item["name"]
+        assert item["signer"] == recover_signer(digest, tx.signature), item["name"]
+        assert (item["signer"] == tx.sender) == (item["status"] != Status.BAD_SIGNATURE), item["name"]
 
 
 def test_each_vector__replays_from_its_record_and_proven_leaves_alone():
