@@ -7,8 +7,9 @@ Each block holds N signed L2 transfers (10,000 by default) on a state of funded 
 Both executors check every signature (recovery included) and compute the block's state root;
 Block-STM checks signatures in worker processes (they read no state) while its threads run the
 state transition. Prints transactions per second for each, the ratio, incarnations per
-transaction, the time to compute the block's state root alone, and the time to compute the
-per-transaction roots (the trace, built only for a disputed batch). Goals on a 2-core machine:
+transaction, validation aborts and dependency suspensions (of the last round), the time to
+compute the block's state root alone, and the time to compute the per-transaction roots (the
+trace, built only for a disputed batch). Goals on a 2-core machine:
 Block-STM at least 1.5 x sequential with no contention, at least 0.9 x with one hot account.
 Each level runs both executors `--rounds` times, interleaved, and reports medians: the ratio is
 the median of the rounds' ratios (their range beside it), as a noisy machine slows runs unevenly.
@@ -133,6 +134,8 @@ def main() -> None:
                     "ratio_min": ratios[0],
                     "ratio_max": ratios[-1],
                     "incarnations_per_tx": parallel.stats.incarnations / n,
+                    "validation_aborts": parallel.stats.validation_aborts,
+                    "suspensions": parallel.stats.suspensions,
                     "sequential_in_memory_tps": n / memory_seconds,
                     "root_seconds": root_seconds,
                     "root_seconds_in_workers": parallel_root_seconds,
@@ -151,6 +154,7 @@ def main() -> None:
         "Block-STM tx/s",
         "ratio (min-max)",
         "incarnations/tx",
+        "aborts / suspensions",
         "sequential, in memory tx/s",
         "block root (s): 1 process / workers",
         "trace (s): 1 process / workers",
@@ -163,6 +167,7 @@ def main() -> None:
             f"{row['blockstm_tps']:,.0f}",
             f"{row['ratio']:.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})",
             f"{row['incarnations_per_tx']:.2f}",
+            f"{row['validation_aborts']} / {row['suspensions']}",
             f"{row['sequential_in_memory_tps']:,.0f}",
             f"{row['root_seconds']:.2f} / {row['root_seconds_in_workers']:.2f}",
             f"{row['trace_seconds']:.2f} / {row['trace_seconds_in_workers']:.2f}",

@@ -173,6 +173,7 @@ class Scheduler:
         self._dependencies: dict[int, list[int]] = {}  # blocking transaction -> suspended ones
         self.incarnations = 0  # incarnations started
         self.validation_aborts = 0
+        self.suspensions = 0  # executions that read an ESTIMATE and waited for its writer
 
     def done(self) -> bool:
         return self._done
@@ -223,6 +224,7 @@ class Scheduler:
             self._status[txn] = ABORTING
             self._dependencies.setdefault(blocking, []).append(txn)
             self._num_active -= 1
+            self.suspensions += 1
             return True
 
     def _set_ready(self, txn: int) -> None:
@@ -269,8 +271,9 @@ class Scheduler:
 @dataclass
 class BlockStats:
     transactions: int
-    incarnations: int
-    validation_aborts: int
+    incarnations: int  # executions started (a transaction's first one included)
+    validation_aborts: int  # incarnations a failed validation threw away
+    suspensions: int  # executions stopped on an ESTIMATE until its writer re-executed
     seconds: float
 
 
@@ -347,7 +350,13 @@ def execute_parallel(
         thread.join()
     if errors:
         raise errors[0]
-    stats = BlockStats(n, scheduler.incarnations, scheduler.validation_aborts, time.perf_counter() - started)
+    stats = BlockStats(
+        n,
+        scheduler.incarnations,
+        scheduler.validation_aborts,
+        scheduler.suspensions,
+        time.perf_counter() - started,
+    )
     return statuses, memory.snapshot(), stats
 
 
@@ -367,4 +376,4 @@ def execute_sequential(
         overlay.update(writes)
         statuses.append(status)
         all_writes.append(writes)
-    return statuses, all_writes, BlockStats(len(txns), len(txns), 0, time.perf_counter() - started)
+    return statuses, all_writes, BlockStats(len(txns), len(txns), 0, 0, time.perf_counter() - started)

@@ -136,7 +136,10 @@ class StateStore:
         values = {}
         with self.env.begin(db=self.values) as txn:
             for key, value_hash in self.tree.items(root):
-                values[key] = bytes(txn.get(value_hash))
+                raw = txn.get(value_hash)
+                if raw is None:
+                    raise StoreError(f"value {value_hash.hex()} of block {number} is not stored")
+                values[key] = bytes(raw)
         return State(self.tree, values, root)
 
     def committed(self, state: State) -> bool:

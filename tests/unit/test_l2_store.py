@@ -91,3 +91,58 @@ def test_crash_in_the_middle_of_a_commit__leaves_the_last_block_intact(tmp_path)
     result = apply_block(store.state_at(), CTX, [_transfer(5, 2)])
     store.commit(3, result.state)
     assert _amount(store.read(3, balance_key(BOB, TOKEN))) == 55
+
+
+def test_process_dying_inside_commit__leaves_the_last_block_intact(tmp_path):
+    """The crash happens in `StateStore.commit` itself, after some of the block's nodes are written."""
+    store = StateStore(tmp_path / "state")
+    roots = _three_blocks(store)
+    store.close()
+    script = textwrap.dedent(
+        f"""
+        import os
+        from eth_account import Account
+        from eth_hash.auto import keccak
+        from offchain.l2.codec import Transfer
+        from offchain.l2.signing import sign, transfer_digest
+        from offchain.l2.stf import BlockContext, apply_block
+        from offchain.l2.store import StateStore
+
+        ctx = BlockContext(chain_id=9, inbox="0x" + "1b" * 20, timestamp=1_000, sequencer="0x" + "5e" * 20)
+        alice = Account.from_key(keccak(b"alice"))
+        unsigned = Transfer(alice.address, "0x" + "b0" * 20, "0x" + "0a" * 20, 5, 0, 2, b"\\x00" * 65)
+        signature = sign(alice.key, transfer_digest(unsigned, 9, ctx.inbox))
+        tx = Transfer(alice.address, "0x" + "b0" * 20, "0x" + "0a" * 20, 5, 0, 2, signature)
+        store = StateStore({str(tmp_path / "state")!r})
+        block = apply_block(store.state_at(), ctx, [tx]).state
+        encoded = store._nodes.encoded
+
+        def dying():  # the commit writes two nodes, then the process is gone
+            for count, node in enumerate(encoded()):
+                if count == 2:
+                    os._exit(9)
+                yield node
+
+        store._nodes.encoded = dying
+        store.commit(3, block)
+        """
+    )
+    assert subprocess.run([sys.executable, "-c", script], check=False).returncode == 9
+    store = StateStore(tmp_path / "state")
+    assert store.latest() == 2 and store.root_at(2) == roots[2]
+    assert store.state_at().root == roots[2]
+    result = apply_block(store.state_at(), CTX, [_transfer(5, 2)])
+    store.commit(3, result.state)
+    assert _amount(store.read(3, balance_key(BOB, TOKEN))) == 55
+
+
+def test_missing_value__is_a_store_error(tmp_path):
+    store = StateStore(tmp_path / "state")
+    _three_blocks(store)
+    value_hash = store.tree.get(store.root_at(2), balance_key(BOB, TOKEN))
+    with store.env.begin(write=True) as txn:
+        txn.delete(value_hash, db=store.values)
+    with pytest.raises(StoreError, match="not stored"):
+        store.state_at()
+    with pytest.raises(StoreError, match="not stored"):
+        store.read(2, balance_key(BOB, TOKEN))

@@ -99,6 +99,7 @@ def test_scheduler__runs_every_transaction_then_is_done():
             else:
                 task = scheduler.finish_validation(task[1][0], aborted=False)
     assert executed == [(0, 0), (1, 0), (2, 0)]
+    assert (scheduler.incarnations, scheduler.suspensions, scheduler.validation_aborts) == (3, 0, 0)
 
 
 def test_scheduler__dependency_suspends_then_resumes_with_next_incarnation():
@@ -119,6 +120,7 @@ def test_scheduler__dependency_suspends_then_resumes_with_next_incarnation():
             executions.append(task[1])
             break
     assert executions == [(1, 1)]
+    assert (scheduler.suspensions, scheduler.incarnations, scheduler.validation_aborts) == (1, 3, 0)
 
 
 class _StorageDown(Exception):
