@@ -1,4 +1,5 @@
-"""Signed L2 transactions for executor tests: eight keys, the last one the sequencer's."""
+"""Signed L2 transactions for executor tests: forty keys; the eighth (index 7) is the sequencer's,
+the first eight are funded by `deposits`, the other 32 are for blocks without contention."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from offchain.l2.signing import authorization_digest, sign, transfer_digest, wit
 from offchain.l2.stf import BlockContext
 
 CHAIN, INBOX, TOKEN = 7_777, "0x" + "1b" * 20, "0x" + "0a" * 20
-KEYS = [keccak(i.to_bytes(4, "big")) for i in range(8)]
+KEYS = [keccak(i.to_bytes(4, "big")) for i in range(40)]
 ADDRS = [Account.from_key(k).address for k in KEYS]
 CTX = BlockContext(chain_id=CHAIN, inbox=INBOX, timestamp=1_000, sequencer=ADDRS[7])
 
@@ -32,8 +33,8 @@ def signed_tx(
         tx = Transfer(a, b, TOKEN, amount, fee, nonce, b"\x00" * 65)
         tx = Transfer(a, b, TOKEN, amount, fee, nonce, sign(key, transfer_digest(tx, CHAIN, INBOX)))
     elif kind == "withdraw":
-        tx = Withdraw(a, TOKEN, amount, 0, b, nonce, b"\x00" * 65)
-        tx = Withdraw(a, TOKEN, amount, 0, b, nonce, sign(key, withdraw_digest(tx, CHAIN, INBOX)))
+        tx = Withdraw(a, TOKEN, amount, fee, b, nonce, b"\x00" * 65)
+        tx = Withdraw(a, TOKEN, amount, fee, b, nonce, sign(key, withdraw_digest(tx, CHAIN, INBOX)))
     else:
         auth_nonce = keccak(bytes([sender, to, amount % 256, nonce % 256]))
         tx = TransferWithAuthorization(a, b, TOKEN, amount, 0, 2_000, auth_nonce, b"\x00" * 65)

@@ -16,17 +16,41 @@ from tests.l2_blocks import ADDRS, CTX, TOKEN, deposits, signed_tx
 pytestmark = pytest.mark.fuzzing
 
 
+SPREAD = range(8, 40)  # accounts funded at genesis for blocks without contention, in pairs
+FIRST_DEPOSIT = 7 + len(SPREAD)  # the next deposit index after genesis
+
+
+@st.composite
+def contention_free_blocks(draw):
+    """Every transaction has its own sender and receiver (the sequencer's fees are blind credits)."""
+    pairs = draw(st.integers(0, len(SPREAD) // 2))
+    return [
+        signed_tx(
+            draw(st.sampled_from(["transfer", "authorization", "withdraw"])),
+            SPREAD[2 * k],
+            SPREAD[2 * k + 1],
+            draw(st.integers(1, 49)),
+            0,
+            draw(st.integers(0, 9)) == 0,
+            fee=draw(st.integers(0, 1)),
+        )
+        for k in range(pairs)
+    ]
+
+
 @st.composite
 def blocks(draw):
     """Random blocks, from no contention to one hot account, with failures and deposits mixed in."""
-    hot = draw(st.sampled_from([None, 0, 1, 7]))  # None: spread; else the hot sender/receiver
+    hot = draw(st.sampled_from(["none", None, 0, 1, 7]))  # "none": distinct accounts; None: spread
+    if hot == "none":
+        return draw(contention_free_blocks())
     size = draw(st.integers(0, 40))
     txs = []
-    next_deposit = 7
+    next_deposit = FIRST_DEPOSIT
     for _ in range(size):
         kind = draw(st.sampled_from(["transfer", "transfer", "authorization", "withdraw", "deposit"]))
         if kind == "deposit":
-            index = next_deposit if draw(st.booleans()) else draw(st.integers(0, 20))  # some out of order
+            index = next_deposit if draw(st.booleans()) else draw(st.integers(0, 50))  # some out of order
             next_deposit += index == next_deposit
             txs.append(Deposit(index, ADDRS[draw(st.integers(0, 6))], TOKEN, draw(st.integers(1, 30))))
             continue
@@ -41,6 +65,7 @@ def blocks(draw):
                 draw(st.integers(1, 60)),
                 draw(st.integers(0, 3)),
                 draw(st.integers(0, 9)) == 0,
+                fee=draw(st.integers(0, 2)),
             )
         )
     return txs
@@ -54,7 +79,8 @@ def pool(request):
 
 @pytest.fixture(scope="module")
 def genesis():
-    return apply_block(State(), CTX, deposits(7)).state
+    spread = [Deposit(7 + j, ADDRS[account], TOKEN, 50) for j, account in enumerate(SPREAD)]
+    return apply_block(State(), CTX, deposits(7) + spread).state
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -78,3 +104,11 @@ def test_blockstm_with_signatures_in_processes__equals_sequential(genesis, pool,
     expected = apply_block(genesis, CTX, txs)
     got = run_block(genesis, CTX, txs, threads=threads, pool=pool, trace=True, sequential_below=0)
     assert (got.statuses, got.roots) == (expected.statuses, expected.roots)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(txs=contention_free_blocks(), threads=st.sampled_from([2, 4]))
+def test_blockstm_without_contention__executes_each_transaction_once(genesis, txs, threads):
+    got = run_block(genesis, CTX, txs, threads=threads, sequential_below=0)
+    assert got.state.root == apply_block(genesis, CTX, txs).state.root
+    assert (got.stats.incarnations, got.stats.validation_aborts, got.stats.suspensions) == (len(txs), 0, 0)
