@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from offchain.errors import InvalidInput
 from offchain.hashing import keccak
 from offchain.l2 import codec
 from offchain.l2.codec import RECORD_LENGTH, CodecError, Tx, TxKind
@@ -33,7 +32,7 @@ ZERO = b"\x00" * 32
 _HEADER, _BLOCK_HEADER = 3, 10  # version(1) ‖ blockCount(2); timestamp(8) ‖ txCount(2)
 
 
-class BatchError(InvalidInput, CodecError):
+class BatchError(CodecError):
     """Bytes that are not a batch, a batch out of its limits or bounds, or a malformed tx proof.
 
     A CodecError too, so one `except CodecError` covers a record and a batch of records.

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from enum import IntEnum
 from operator import attrgetter
 
+from offchain.errors import InvalidInput
 from offchain.hashing import checksum_address
 
 MAX_AMOUNT = 2**128 - 1
 MAX_U64 = 2**64 - 1
 
 
-class CodecError(ValueError):
+class CodecError(InvalidInput):
     """Bytes that are not a transaction record, or a field out of its range."""
 
 

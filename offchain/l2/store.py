@@ -15,6 +15,7 @@ from pathlib import Path
 
 import lmdb
 
+from offchain.errors import AgentL2Error
 from offchain.hashing import keccak
 from offchain.l2.smt import EMPTY, Node, SparseMerkleTree, decode_node, encode_node
 from offchain.l2.stf import State
@@ -23,7 +24,7 @@ _LATEST = b"latest"
 MAP_SIZE = 1 << 32  # address space reserved for the store (LMDB grows the file as it fills)
 
 
-class StoreError(Exception):
+class StoreError(AgentL2Error):
     """A block out of order, or a block or node that is not stored."""
 
 

@@ -8,7 +8,9 @@ that recomputes the status and post-state root from the record, context, pre-sta
 witness alone, for every vector, implements the same rules as `stf.apply_tx`; between them the
 cases take every path through the tree a one-step proof can take (insert into an empty tree or
 an empty subtree, insert beside a leaf, overwrite, delete beside a leaf or beside a subtree).
-Written by `python -m offchain.l2.vectors`.
+Written by `python -m offchain.l2.vectors`, with `l2_steps.json`: a batch as the inbox holds it
+(data, tx root, count, poster) and the whole one-step proof of each of its transactions
+(`onestep.py`) with the agreed root before it, its status and the post-state root.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from eth_account import Account
 
 from offchain.chain.ecdsa import recover_signer
 from offchain.hashing import keccak
+from offchain.l2.batch import Batch, Block, execute_batch
 from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, Tx, Withdraw, encode
+from offchain.l2.onestep import prove_step
 from offchain.l2.signing import authorization_digest, sign, transfer_digest, withdraw_digest
 from offchain.l2.stf import BlockContext, State, Status, apply_block, apply_tx
 from offchain.l2.witness import prove_tx
@@ -206,11 +210,62 @@ def generate() -> list[dict]:
     return out
 
 
-def main(path: str = "tests/vectors/l2_transactions.json") -> None:
+def step_batch() -> Batch:
+    """A batch of two blocks, for whole one-step proofs: successes and failures, a deposit."""
+    return Batch(
+        (
+            Block(1_000, (_transfer(ALICE.key, ALICE.address, 100), _transfer(BOB.key, ALICE.address, 5))),
+            Block(
+                1_200,
+                (
+                    Deposit(1, CAROL, TOKEN, 10),
+                    _authorization(ALICE.key, 200),
+                    _withdraw(ALICE.key, 300, nonce=1),
+                    _transfer(ALICE.key, ALICE.address, 1, nonce=9),
+                ),
+            ),
+        )
+    )
+
+
+def generate_steps() -> dict:
+    """The batch as posted (data, tx root, count, poster) and the proof of each of its steps."""
+    pre, batch = _genesis(), step_batch()
+    _, statuses, roots = execute_batch(pre, batch, CTX.chain_id, CTX.inbox, CTX.sequencer)
+    steps = []
+    for index in range(batch.tx_count):
+        proof = prove_step(pre, batch, index, CTX.chain_id, CTX.inbox, CTX.sequencer)
+        steps.append(
+            {
+                "index": index,
+                "agreedRoot": "0x" + (roots[index - 1] if index else pre.root).hex(),
+                "proof": "0x" + proof.encode().hex(),
+                "status": int(statuses[index]),
+                "statusName": statuses[index].name,
+                "postStateRoot": "0x" + roots[index].hex(),
+            }
+        )
+    return {
+        "chainId": CTX.chain_id,
+        "inbox": CTX.inbox,
+        "poster": CTX.sequencer,
+        "preStateRoot": "0x" + pre.root.hex(),
+        "data": "0x" + batch.encode().hex(),
+        "txRoot": "0x" + batch.tx_root().hex(),
+        "txCount": batch.tx_count,
+        "steps": steps,
+    }
+
+
+def main(
+    path: str = "tests/vectors/l2_transactions.json", steps: str = "tests/vectors/l2_steps.json"
+) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"version": 1, "vectors": generate()}, indent=2) + "\n")
     print(f"wrote {target}")
+    Path(steps).write_text(json.dumps({"version": 1, "batch": generate_steps()}, indent=2) + "\n")
+    print(f"wrote {steps}")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ from pathlib import Path
 from eth_hash.auto import keccak
 
 from offchain.chain.ecdsa import recover_signer
+from offchain.l2.batch import Batch
 from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, TxKind, Withdraw, decode
+from offchain.l2.onestep import verify_step
 from offchain.l2.signing import authorization_digest, transfer_digest, withdraw_digest
 from offchain.l2.smt import Internal, Leaf, Proof, verify
 from offchain.l2.stf import BlockContext, Status, apply_tx
-from offchain.l2.vectors import generate
+from offchain.l2.vectors import generate, generate_steps
 from offchain.l2.witness import Witness, post_state_root
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "l2_transactions.json"
@@ -142,3 +144,29 @@ def test_vectors__take_every_tree_path_a_reachable_state_allows():
     assert "delete beside a leaf" in _tree_paths(
         next(v for v in vectors if v["name"] == "transfer-whole-balance")
     )
+
+
+STEPS = VECTORS.with_name("l2_steps.json")
+
+
+def test_committed_step_vectors__are_up_to_date_and_verify():
+    committed = json.loads(STEPS.read_text())["batch"]
+    assert committed == generate_steps()
+    batch = Batch.decode(_b(committed["data"]))
+    assert ("0x" + batch.tx_root().hex(), batch.tx_count) == (committed["txRoot"], committed["txCount"])
+    assert {step["statusName"] for step in committed["steps"]} >= {"OK", "BAD_SIGNATURE", "BAD_NONCE"}
+    for step in committed["steps"]:
+        status, root = verify_step(
+            _b(step["agreedRoot"]),
+            _b(committed["txRoot"]),
+            committed["txCount"],
+            committed["chainId"],
+            committed["inbox"],
+            committed["poster"],
+            _b(step["proof"]),
+        )
+        assert (int(status), "0x" + root.hex()) == (step["status"], step["postStateRoot"])
+    roots = [committed["preStateRoot"]] + [step["postStateRoot"] for step in committed["steps"]]
+    assert [step["agreedRoot"] for step in committed["steps"]] == roots[
+        :-1
+    ]  # each step starts where one ended

@@ -1,0 +1,120 @@
+"""The whole one-step proof (docs/l2-protocol.md §One-step proof: the whole step).
+
+At the end of a bisection the dispute is over one transaction `index` of a posted batch: the
+parties agree on the state root before it and disagree on the root after it. The proof carries
+the transaction (its block's timestamp and its record), its inclusion under the batch's tx root,
+and its state witness:
+
+    index(4) ‖ timestamp(8) ‖ record ‖ txProof ‖ witness
+
+`verify_step` is what the on-chain verifier does with it, given what the inbox stored of the
+batch (tx root, transaction count, poster): check the inclusion, then recompute the status and
+the true post-state root from the agreed root. `prove_step` builds the proof from the batch and
+its pre-state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from offchain.l2 import codec
+from offchain.l2.batch import Batch, BatchError, TxProof, tx_leaf, verify_tx
+from offchain.l2.stf import BlockContext, State, Status, apply_tx
+from offchain.l2.witness import Witness, WitnessError, prove_tx, recompute
+
+
+class OneStepError(WitnessError):
+    """A one-step proof that is malformed or does not show what it claims: it decides nothing."""
+
+
+@dataclass(frozen=True)
+class OneStepProof:
+    index: int
+    timestamp: int
+    record: bytes
+    tx_proof: TxProof
+    witness: Witness
+
+    def encode(self) -> bytes:
+        if not 0 <= self.index < 1 << 32 or not 0 <= self.timestamp < 1 << 64:
+            raise OneStepError("the index is 4 bytes and the timestamp 8")
+        return (
+            self.index.to_bytes(4, "big")
+            + self.timestamp.to_bytes(8, "big")
+            + self.record
+            + self.tx_proof.encode()
+            + self.witness.encode()
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> OneStepProof:
+        """The proof `raw` holds; raises OneStepError (never anything else) on malformed bytes."""
+        if len(raw) < 13:
+            raise OneStepError("a one-step proof starts with index(4) ‖ timestamp(8) ‖ a record")
+        index, timestamp = int.from_bytes(raw[:4], "big"), int.from_bytes(raw[4:12], "big")
+        try:
+            length = codec.RECORD_LENGTH[codec.TxKind(raw[12])]
+        except ValueError:
+            raise OneStepError(f"unknown transaction kind 0x{raw[12]:02x}") from None
+        record_end = 12 + length
+        if record_end >= len(raw):
+            raise OneStepError("the proof ends inside its record or before its tx proof")
+        proof_end = record_end + 1 + 32 * raw[record_end]  # the record's kind fixes where txProof starts
+        if proof_end > len(raw):
+            raise OneStepError("the proof ends inside its tx proof")
+        try:
+            tx_proof = TxProof.decode(raw[record_end:proof_end])
+            witness = Witness.decode(raw[proof_end:])
+        except (BatchError, WitnessError) as exc:
+            raise OneStepError(str(exc)) from exc
+        return cls(index, timestamp, bytes(raw[12:record_end]), tx_proof, witness)
+
+
+def prove_step(
+    pre_state: State, batch: Batch, index: int, chain_id: int, inbox: str, poster: str
+) -> OneStepProof:
+    """The proof of transaction `index` of `batch`, posted by `poster` on `pre_state`."""
+    if not 0 <= index < batch.tx_count:
+        raise OneStepError(f"no transaction {index} in a batch of {batch.tx_count}")
+    state, position = pre_state, 0
+    for block in batch.blocks:
+        ctx = BlockContext(chain_id, inbox, block.timestamp, poster)
+        for tx in block.txs:
+            if position == index:
+                return OneStepProof(
+                    index, block.timestamp, codec.encode(tx), batch.prove(index), prove_tx(state, ctx, tx)
+                )
+            _, writes = apply_tx(tx, ctx, state.read)
+            state = state.apply(writes) if writes else state
+            position += 1
+    raise AssertionError("unreachable: index is below the batch's transaction count")
+
+
+def verify_step(
+    agreed_root: bytes,
+    tx_root: bytes,
+    tx_count: int,
+    chain_id: int,
+    inbox: str,
+    poster: str,
+    proof: bytes,
+) -> tuple[Status, bytes]:
+    """The status and true post-state root of the disputed transaction, from the inbox's record of
+    the batch (`tx_root`, `tx_count`, `poster`), the agreed pre-state root and the proof.
+
+    Raises OneStepError for a proof that is malformed, names a transaction not in the batch, or
+    whose witness does not prove its leaves: such a proof decides nothing.
+    """
+    if len(agreed_root) != 32 or len(tx_root) != 32:
+        raise OneStepError("the agreed root and the tx root are 32 bytes")
+    step = OneStepProof.decode(proof)
+    if not verify_tx(tx_root, tx_count, step.index, tx_leaf(step.timestamp, step.record), step.tx_proof):
+        raise OneStepError(f"transaction {step.index} is not in the batch under this tx root")
+    ctx = BlockContext(chain_id, inbox, step.timestamp, poster)
+    try:
+        return recompute(agreed_root, ctx, codec.decode(step.record), step.witness)
+    except (
+        codec.CodecError,
+        WitnessError,
+    ) as exc:  # a record that decodes not: the inbox refuses such batches
+        raise OneStepError(str(exc)) from exc
