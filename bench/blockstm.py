@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes that check signatures")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each executor per level (medians)")
     options = parser.parse_args()
-    console = Console(width=150)
+    console = Console(width=175)
     n = options.txs
 
     with Progress(console=console, transient=True) as progress:
