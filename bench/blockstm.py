@@ -3,7 +3,10 @@
 Each block holds N signed L2 transfers (10,000 by default) on a state of funded accounts:
 - none: every transaction has its own sender and receiver;
 - 10 hot: every transaction pays one of 10 hot receivers;
-- 1 hot: every transaction pays the same receiver.
+- 1 hot: every transaction pays the same receiver;
+- 10 hot senders, 1 hot sender (no goal): every transaction comes from one of 10 senders, or
+  from the same one, each sender's nonces in turn, so that a transaction reads what an earlier
+  one wrote: Block-STM aborts and re-executes (the table shows how often).
 Both executors check every signature (recovery included) and compute the block's state root;
 Block-STM checks signatures in worker processes (they read no state) while its threads run the
 state transition. Prints transactions per second for each, the ratio, incarnations per
@@ -51,12 +54,16 @@ def _keys(n: int) -> list[tuple[bytes, str]]:
     return [(key, Account.from_key(key).address) for key in keys]
 
 
-def _block(senders: list[tuple[bytes, str]], receivers: list[str]) -> list[Transfer]:
+def _block(senders: list[tuple[bytes, str]], receivers: list[str], n: int) -> list[Transfer]:
+    """n transfers: transaction i from sender i mod len(senders) (its nonces in turn) to receiver i
+    mod len(receivers)."""
     txs = []
-    for i, (key, sender) in enumerate(senders):
-        unsigned = Transfer(sender, receivers[i % len(receivers)], TOKEN, 10, 1, 0, b"\x00" * 65)
+    for i in range(n):
+        key, sender = senders[i % len(senders)]
+        to, nonce = receivers[i % len(receivers)], i // len(senders)
+        unsigned = Transfer(sender, to, TOKEN, 10, 1, nonce, b"\x00" * 65)
         txs.append(
-            Transfer(sender, unsigned.to, TOKEN, 10, 1, 0, sign(key, transfer_digest(unsigned, CHAIN, INBOX)))
+            Transfer(sender, to, TOKEN, 10, 1, nonce, sign(key, transfer_digest(unsigned, CHAIN, INBOX)))
         )
     return txs
 
@@ -72,15 +79,18 @@ def main() -> None:
     n = options.txs
 
     with Progress(console=console, transient=True) as progress:
-        progress.add_task(f"Signing {3 * n:,} transactions", total=None)
+        progress.add_task(f"Signing {5 * n:,} transactions", total=None)
         senders = _keys(n)
         distinct = [address for _, address in _keys(2 * n)[n:]]
         blocks = {
-            "none": _block(senders, distinct),
-            "10 hot": _block(senders, distinct[:10]),
-            "1 hot": _block(senders, distinct[:1]),
+            "none": _block(senders, distinct, n),
+            "10 hot": _block(senders, distinct[:10], n),
+            "1 hot": _block(senders, distinct[:1], n),
+            # Not in the goals: senders whose nonces chain their transactions, so they conflict.
+            "10 hot senders": _block(senders[:10], distinct, n),
+            "1 hot sender": _block(senders[:1], distinct, n),
         }
-        deposits: list = [Deposit(i, a, TOKEN, 1_000) for i, (_, a) in enumerate(senders)]
+        deposits: list = [Deposit(i, a, TOKEN, 11 * n) for i, (_, a) in enumerate(senders)]
         in_memory = apply_block(State(), CTX, deposits).state
 
     rows = []
@@ -173,7 +183,8 @@ def main() -> None:
             f"{row['trace_seconds']:.2f} / {row['trace_seconds_in_workers']:.2f}",
         )
     console.print(table)
-    goals = (rows[0]["ratio"] >= 1.5, rows[2]["ratio"] >= 0.9)
+    ratio = {row["contention"]: row["ratio"] for row in rows}
+    goals = (ratio["none"] >= 1.5, ratio["1 hot"] >= 0.9)
     console.print(
         f"Goals: no contention >= 1.5 x: {'met' if goals[0] else 'NOT met'}; "
         f"one hot account >= 0.9 x: {'met' if goals[1] else 'NOT met'}"
