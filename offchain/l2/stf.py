@@ -214,6 +214,7 @@ class State:
     tree: SparseMerkleTree = field(default_factory=SparseMerkleTree)
     values: dict[bytes, bytes] = field(default_factory=dict)
     root: bytes = EMPTY
+    parent: bytes | None = None  # the root of the state this one was made from (None: made directly)
 
     def read(self, key: bytes) -> bytes | None:
         return self.values.get(key)
@@ -231,7 +232,7 @@ class State:
                 values.pop(key, None)
             else:
                 values[key] = value
-        return State(self.tree, values, root)
+        return State(self.tree, values, root, parent=self.root)
 
 
 @dataclass(frozen=True)

@@ -164,7 +164,9 @@ class StateStore:
     # -- writing ---------------------------------------------------------------------------------
 
     def commit(self, number: int, state: State) -> None:
-        """Stores block `number` whose post-state is `state` (built on this store's tree), at once.
+        """Stores block `number` whose post-state is `state` (built on this store's tree from the
+        last committed state, in one step: `State.apply` or `merged`, as `apply_block` and
+        `run_block` do), at once.
 
         The values stored are those of the leaves the block created: each new leaf's value is
         taken from `state`. (Leaves of intermediate per-transaction roots whose values the block
@@ -176,6 +178,9 @@ class StateStore:
             raise StoreError(f"block {number} out of order: the next block is {expected}")
         if state.tree is not self.tree:
             raise StoreError("the state was not built on this store's tree")
+        previous = EMPTY if latest is None else self.root_at(latest)
+        if (state.root if state.parent is None else state.parent) != previous:
+            raise StoreError(f"block {number} is not built on the state after block {latest}")
         with self.env.begin(write=True) as txn:
             for node_hash, raw in self._nodes.encoded():
                 txn.put(node_hash, raw, db=self.nodes)

@@ -146,3 +146,19 @@ def test_missing_value__is_a_store_error(tmp_path):
         store.state_at()
     with pytest.raises(StoreError, match="not stored"):
         store.read(2, balance_key(BOB, TOKEN))
+
+
+def test_a_block_not_built_on_the_last_one__is_refused(tmp_path):
+    store = StateStore(tmp_path / "state")
+    roots = _three_blocks(store)
+    stale = apply_block(store.state_at(1), CTX, [_transfer(5, 1)]).state  # on block 1, not block 2
+    with pytest.raises(StoreError, match="not built on the state after block 2"):
+        store.commit(3, stale)
+    two_steps = apply_block(
+        apply_block(store.state_at(), CTX, [_transfer(1, 2)]).state, CTX, [_transfer(1, 3)]
+    )
+    with pytest.raises(StoreError, match="not built on"):
+        store.commit(3, two_steps.state)  # block 3 was skipped
+    assert store.latest() == 2 and store.root_at(2) == roots[2]
+    store.commit(3, apply_block(store.state_at(), CTX, [_transfer(1, 2)]).state)
+    assert _amount(store.read(3, balance_key(BOB, TOKEN))) == 51
