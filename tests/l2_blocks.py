@@ -20,10 +20,18 @@ _signed: dict[tuple, Tx] = {}
 
 
 def signed_tx(
-    kind: str, sender: int, to: int, amount: int, nonce: int, bad_sig: bool = False, fee: int = 1
+    kind: str,
+    sender: int,
+    to: int,
+    amount: int,
+    nonce: int,
+    bad_sig: bool = False,
+    fee: int = 1,
+    window: tuple[int, int] = (0, 2_000),
 ) -> Tx:
-    """A transfer, withdrawal or authorization from account `sender`; `bad_sig` signs with another key."""
-    cache_key = (kind, sender, to, amount, nonce, bad_sig, fee)
+    """A transfer, withdrawal or authorization from account `sender`; `bad_sig` signs with another
+    key; `window` is an authorization's (validAfter, validBefore), against blocks at time 1,000."""
+    cache_key = (kind, sender, to, amount, nonce, bad_sig, fee, window)
     if cache_key in _signed:
         return _signed[cache_key]
     key = KEYS[(sender + 1) % 8] if bad_sig else KEYS[sender]
@@ -37,9 +45,10 @@ def signed_tx(
         tx = Withdraw(a, TOKEN, amount, fee, b, nonce, sign(key, withdraw_digest(tx, CHAIN, INBOX)))
     else:
         auth_nonce = keccak(bytes([sender, to, amount % 256, nonce % 256]))
-        tx = TransferWithAuthorization(a, b, TOKEN, amount, 0, 2_000, auth_nonce, b"\x00" * 65)
+        after, before = window
+        tx = TransferWithAuthorization(a, b, TOKEN, amount, after, before, auth_nonce, b"\x00" * 65)
         tx = TransferWithAuthorization(
-            a, b, TOKEN, amount, 0, 2_000, auth_nonce, sign(key, authorization_digest(tx, CHAIN))
+            a, b, TOKEN, amount, after, before, auth_nonce, sign(key, authorization_digest(tx, CHAIN))
         )
     _signed[cache_key] = tx
     return tx

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.fuzzing
 
 SPREAD = range(8, 40)  # accounts funded at genesis for blocks without contention, in pairs
 FIRST_DEPOSIT = 7 + len(SPREAD)  # the next deposit index after genesis
+WINDOWS = [(0, 2_000)] * 4 + [(1_000, 2_000), (0, 1_000)]  # authorizations: mostly valid at t = 1,000
 
 
 @st.composite
@@ -66,6 +67,7 @@ def blocks(draw):
                 draw(st.integers(0, 3)),
                 draw(st.integers(0, 9)) == 0,
                 fee=draw(st.integers(0, 2)),
+                window=draw(st.sampled_from(WINDOWS)),
             )
         )
     return txs
