@@ -41,6 +41,19 @@ class ReadDependency(Exception):
         self.blocking = blocking
 
 
+class InconsistentRead(Exception):
+    """Raised inside an execution whose read of `key` adds up speculative credits past 16 bytes.
+
+    No state that sequential execution reaches holds such a balance (docs/l2-protocol.md §State
+    leaves: the inbox caps each token's total), so some lower transaction's credit is one its
+    re-execution will withdraw. Such near-2^128 balances are rare enough that the block then
+    simply runs sequentially (which raises if the cap was broken after all).
+    """
+
+    def __init__(self, key: bytes):
+        self.key = key
+
+
 class MVMemory:
     """Each location's values by writing transaction; a read sees the highest writer below it.
 
@@ -74,9 +87,9 @@ class MVMemory:
                 if value is ESTIMATE:
                     raise ReadDependency(writer)
                 if value.__class__ is not Credit:
-                    return _add(value, credit)  # type: ignore[arg-type]
+                    return _speculative_add(key, value, credit)  # type: ignore[arg-type]
                 credit += value.amount  # type: ignore[union-attr]
-        return _add(self._storage(key), credit)
+        return _speculative_add(key, self._storage(key), credit)
 
     def record(self, txn: int, reads: list[tuple[bytes, bytes | None]], writes: Writes) -> bool:
         """Stores an incarnation's writes (in place of its predecessor's); True if it wrote a new location."""
@@ -114,7 +127,7 @@ class MVMemory:
             for key, seen in self._last_read[txn]:
                 if read(key, txn) != seen:
                     return False
-        except ReadDependency:
+        except (ReadDependency, InconsistentRead):
             return False
         return True
 
@@ -137,6 +150,13 @@ class MVMemory:
                     else:
                         value = int.from_bytes(written, "big") if written else 0  # type: ignore[arg-type]
         return out
+
+
+def _speculative_add(key: bytes, value: bytes | None, credit: int) -> bytes | None:
+    try:
+        return _add(value, credit)
+    except OverflowError:
+        raise InconsistentRead(key) from None
 
 
 def _add(value: bytes | None, credit: int) -> bytes | None:
@@ -291,7 +311,8 @@ def execute_parallel(
 
     `signed(i)` gives transaction i's signature check when it is done elsewhere (in processes):
     a thread that needs one not yet known waits for it, without holding the GIL. An error in any
-    thread (from `storage` or `signed`) stops them all and is raised here.
+    thread (from `storage` or `signed`) stops them all and is raised here; an `InconsistentRead`
+    stops them too, and the block runs sequentially instead.
     """
     started = time.perf_counter()
     n = len(txns)
@@ -349,7 +370,10 @@ def execute_parallel(
     for thread in workers:
         thread.join()
     if errors:
-        raise errors[0]
+        failures = [error for error in errors if not isinstance(error, InconsistentRead)]
+        if failures:
+            raise failures[0]
+        return execute_sequential(txns, ctx, storage, signed)  # speculative credits overflowed
     stats = BlockStats(
         n,
         scheduler.incarnations,

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from offchain.executor.blockstm import MVMemory, ReadDependency, Scheduler, execute_parallel
-from offchain.l2.stf import Credit
-from tests.l2_blocks import CTX, signed_tx
+from offchain.executor.blockstm import (
+    InconsistentRead,
+    MVMemory,
+    ReadDependency,
+    Scheduler,
+    execute_parallel,
+    execute_sequential,
+)
+from offchain.l2.codec import Deposit, Transfer
+from offchain.l2.stf import Credit, balance_key
+from tests.l2_blocks import ADDRS, CTX, TOKEN, signed_tx
 
 K = b"\x01" * 32
 
@@ -145,3 +153,47 @@ def test_execute_parallel__a_failing_thread_stops_the_block_and_raises(threads, 
 
     with pytest.raises(_StorageDown):
         execute_parallel(txs, CTX, storage, threads=threads, signed=signed)
+
+
+MAX = 2**128 - 1
+
+
+def test_read__of_credits_past_16_bytes__is_an_inconsistent_read():
+    memory = MVMemory(3, _storage)
+    memory.record(0, [], {K: Credit(MAX)})
+    memory.record(1, [], {K: Credit(MAX)})  # only a speculative state can hold both
+    with pytest.raises(InconsistentRead):
+        memory.read(K, 2)
+    memory.record(2, [(K, STORED)], {})
+    assert memory.validate_read_set(2) is False
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_an_inconsistent_read__runs_the_block_sequentially(threads):
+    """Such a read (see the test above) means a speculative state no sequential run reaches:
+    the block's result is then the sequential one, not an overflow."""
+    txs = [signed_tx("transfer", i % 7, (i + 1) % 7, 1, 0) for i in range(40)]
+    funded = {balance_key(ADDRS[i], TOKEN): (50).to_bytes(16, "big") for i in range(7)}
+    first = [True]
+
+    def storage(key: bytes) -> bytes | None:
+        if first[0] and key == balance_key(ADDRS[3], TOKEN):
+            first[0] = False
+            raise InconsistentRead(key)
+        return funded.get(key)
+
+    expected = execute_sequential(txs, CTX, funded.get)
+    statuses, writes, _ = execute_parallel(txs, CTX, storage, threads=threads)
+    assert (statuses, writes) == expected[:2] and not first[0]
+
+
+def test_a_block_past_the_cap__raises_as_sequential_does():
+    """Two deposits of 2^128 - 1 to one account break the inbox's cap: no executor hides it."""
+    deposits = [Deposit(0, ADDRS[0], TOKEN, MAX), Deposit(1, ADDRS[0], TOKEN, MAX)]
+    spend = Transfer(ADDRS[0], ADDRS[1], TOKEN, 1, 0, 0, b"\x00" * 65)
+    for txs in (deposits, [*deposits, spend]):
+        with pytest.raises(OverflowError):
+            execute_sequential(txs, CTX, {}.get, lambda i: True)
+        for threads in (1, 2):
+            with pytest.raises(OverflowError):
+                execute_parallel(txs, CTX, {}.get, threads=threads, signed=lambda i: True)
