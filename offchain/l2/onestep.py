@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from offchain.l2 import codec
 from offchain.l2.batch import Batch, BatchError, TxProof, tx_leaf, verify_tx
+from offchain.l2.smt import Node, NodeStore, SparseMerkleTree
 from offchain.l2.stf import BlockContext, State, Status, apply_tx
 from offchain.l2.witness import Witness, WitnessError, prove_tx, recompute
 
@@ -70,13 +71,30 @@ class OneStepProof:
         return cls(index, timestamp, bytes(raw[12:record_end]), tx_proof, witness)
 
 
+class _Overlay:
+    """New nodes in memory over a node store that is only read."""
+
+    def __init__(self, base: NodeStore):
+        self._base = base
+        self._nodes: dict[bytes, Node] = {}
+
+    def get(self, node_hash: bytes) -> Node | None:
+        node = self._nodes.get(node_hash)
+        return node if node is not None else self._base.get(node_hash)
+
+    def __setitem__(self, node_hash: bytes, node: Node) -> None:
+        self._nodes[node_hash] = node
+
+
 def prove_step(
     pre_state: State, batch: Batch, index: int, chain_id: int, inbox: str, poster: str
 ) -> OneStepProof:
     """The proof of transaction `index` of `batch`, posted by `poster` on `pre_state`."""
     if not 0 <= index < batch.tx_count:
         raise OneStepError(f"no transaction {index} in a batch of {batch.tx_count}")
-    state, position = pre_state, 0
+    # The states up to the step are scratch: their nodes go to an overlay, not to the store.
+    scratch = SparseMerkleTree(_Overlay(pre_state.tree.store))
+    state, position = State(scratch, pre_state.values, pre_state.root), 0
     for block in batch.blocks:
         ctx = BlockContext(chain_id, inbox, block.timestamp, poster)
         for tx in block.txs:

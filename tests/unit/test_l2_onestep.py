@@ -10,6 +10,7 @@ from offchain.l2.batch import Batch, Block, execute_batch
 from offchain.l2.codec import Deposit
 from offchain.l2.onestep import OneStepError, OneStepProof, prove_step, verify_step
 from offchain.l2.stf import State, Status, apply_block
+from offchain.l2.store import StateStore
 from tests.l2_blocks import ADDRS, CHAIN, CTX, INBOX, TOKEN, deposits, signed_tx
 
 POSTER = CTX.sequencer
@@ -84,3 +85,12 @@ def test_a_truncated_or_extended_proof__is_refused():
             _verify(5, proof[:cut])
     with pytest.raises(OneStepError):
         _verify(5, proof + b"\x00")
+
+
+def test_proving_a_step_on_a_stored_state__leaves_the_store_as_it_was(tmp_path):
+    store = StateStore(tmp_path / "state")
+    store.commit(0, apply_block(store.state_at(), CTX, deposits(7)).state)
+    stored = store.state_at()
+    proof = prove_step(stored, BATCH, 4, CHAIN, INBOX, POSTER).encode()
+    assert store.committed(stored)  # no scratch node is waiting to be committed with the next block
+    assert _verify(4, proof) == (STATUSES[4], ROOTS[4])
