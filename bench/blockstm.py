@@ -112,7 +112,8 @@ def main() -> None:
                 par_times.append(time.perf_counter() - started)
                 if (parallel.state.root, parallel.statuses) != (sequential.state.root, sequential.statuses):
                     raise SystemExit("Block-STM diverged from sequential")
-            ratios = sorted(seq / par for seq, par in zip(seq_times, par_times, strict=True))
+            in_order = [seq / par for seq, par in zip(seq_times, par_times, strict=True)]
+            ratios = sorted(in_order)
             seq_seconds, par_seconds = statistics.median(seq_times), statistics.median(par_times)
             started = time.perf_counter()
             run_block(in_memory, CTX, txs, parallel=False)
@@ -143,6 +144,7 @@ def main() -> None:
                     "ratio": statistics.median(ratios),
                     "ratio_min": ratios[0],
                     "ratio_max": ratios[-1],
+                    "ratios_in_order": in_order,
                     "incarnations_per_tx": parallel.stats.incarnations / n,
                     "validation_aborts": parallel.stats.validation_aborts,
                     "suspensions": parallel.stats.suspensions,

@@ -59,10 +59,12 @@ class _Nodes:
         node = self.pending.get(node_hash)
         if node is not None:
             return node
-        raw = self._encoded(node_hash) if self.pending_packed else None
-        if raw is None:
-            with self._store.env.begin(db=self._store.nodes) as txn:
-                raw = txn.get(node_hash)
+        # Committed nodes before packed ones: unpacking a block's worth of them only pays when a
+        # node is new (a node is its hash, so either place holds the same bytes).
+        with self._store.env.begin(db=self._store.nodes) as txn:
+            raw = txn.get(node_hash)
+        if raw is None and self.pending_packed:
+            raw = self._encoded(node_hash)
         return None if raw is None else decode_node(bytes(raw))
 
     def __setitem__(self, node_hash: bytes, node: Node) -> None:
