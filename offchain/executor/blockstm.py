@@ -79,17 +79,20 @@ class MVMemory:
         if not writers or writers[0] >= txn:
             return self._storage(key)
         credit = 0
-        with self._lock:
-            values = self._values[key]
-            for position in range(bisect_left(writers, txn) - 1, -1, -1):
-                writer = writers[position]
-                value = values[writer]
-                if value is ESTIMATE:
-                    raise ReadDependency(writer)
-                if value.__class__ is not Credit:
-                    return _speculative_add(key, value, credit)  # type: ignore[arg-type]
-                credit += value.amount  # type: ignore[union-attr]
-        return _speculative_add(key, self._storage(key), credit)
+        try:
+            with self._lock:
+                values = self._values[key]
+                for position in range(bisect_left(writers, txn) - 1, -1, -1):
+                    writer = writers[position]
+                    value = values[writer]
+                    if value is ESTIMATE:
+                        raise ReadDependency(writer)
+                    if value.__class__ is not Credit:
+                        return _add(value, credit)  # type: ignore[arg-type]
+                    credit += value.amount  # type: ignore[union-attr]
+            return _add(self._storage(key), credit)
+        except OverflowError:  # credits past 16 bytes: only a speculative state holds them
+            raise InconsistentRead(key) from None
 
     def record(self, txn: int, reads: list[tuple[bytes, bytes | None]], writes: Writes) -> bool:
         """Stores an incarnation's writes (in place of its predecessor's); True if it wrote a new location."""
@@ -150,13 +153,6 @@ class MVMemory:
                     else:
                         value = int.from_bytes(written, "big") if written else 0  # type: ignore[arg-type]
         return out
-
-
-def _speculative_add(key: bytes, value: bytes | None, credit: int) -> bytes | None:
-    try:
-        return _add(value, credit)
-    except OverflowError:
-        raise InconsistentRead(key) from None
 
 
 def _add(value: bytes | None, credit: int) -> bytes | None:
