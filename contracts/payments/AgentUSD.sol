@@ -20,7 +20,8 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 ///         (`ERC3009InvalidSignature`, `ERC3009InvalidAuthorizationTime`,
 ///         `ERC3009UsedAuthorization`, `ERC20InsufficientBalance`, ...). The EIP-712 domain is
 ///         (name "Agent USD", version "1", chainId, this address); `version()` returns it so
-///         that clients read the domain on chain instead of guessing it.
+///         that clients read the domain on chain instead of guessing it. Validity windows are
+///         always Unix seconds, as in USDC (OpenZeppelin's block-number mode is switched off).
 contract AgentUSD is ERC20, ERC20Permit, ERC3009, AccessControl {
     /// @notice Role allowed to mint.
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
@@ -108,6 +109,21 @@ contract AgentUSD is ERC20, ERC20Permit, ERC3009, AccessControl {
             SignatureChecker.isValidSignatureNowCalldata(authorizer, digest, signature), ERC3009InvalidSignature()
         );
         _cancelAuthorization(authorizer, nonce);
+    }
+
+    /// @notice The validity window of every EIP-3009 authorization is in seconds, as in USDC: valid
+    ///         when `validAfter < block.timestamp < validBefore`, whatever bits the bounds carry.
+    /// @dev    Overrides OpenZeppelin's draft ERC3009, which reads the window as block numbers when
+    ///         both bounds have bit 47 set (an ERC-4337-style clock flag). x402 clients sign
+    ///         timestamps only, and a payer must not find an authorization valid by another clock.
+    ///         Reverts with `ERC3009InvalidAuthorizationTime(validAfter, validBefore)` outside it.
+    /// @param validAfter Valid strictly after this Unix time (seconds).
+    /// @param validBefore Valid strictly before this Unix time (seconds).
+    function _checkValidity(uint256 validAfter, uint256 validBefore) internal view override {
+        require(
+            block.timestamp > validAfter && block.timestamp < validBefore,
+            ERC3009InvalidAuthorizationTime(validAfter, validBefore)
+        );
     }
 
     /// @dev Reverts unless `from` signed the EIP-712 authorization struct of `typehash`

@@ -359,6 +359,42 @@ def test_transfer_with_authorization__expired__fails(token, domain, chain, alice
     assert not token.authorizationState(alice, auth.nonce)
 
 
+BLOCK_RANGE_FLAG = 1 << 47  # OpenZeppelin's ERC3009 reads a window with this bit in both bounds as blocks
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("kind", ["transfer", "receive"])
+def test_validity_window__bit_47_in_both_bounds__still_means_seconds(
+    token, domain, chain, alice, bob, form, kind
+):
+    # Read as block numbers this window (blocks 0 to head + 1000) would be open now; read as seconds,
+    # as USDC reads it, it opens in the year ~4.4 million: the authorization is not valid yet.
+    valid_after = BLOCK_RANGE_FLAG
+    valid_before = BLOCK_RANGE_FLAG | (chain.blocks.head.number + 1_000)
+    auth = TransferAuthorization(
+        **{"from": alice.address},
+        to=bob.address,
+        value=USD,
+        validAfter=valid_after,
+        validBefore=valid_before,
+        nonce=random_nonce(),
+    )
+    signature = sign_digest(alice.private_key, auth.digest(domain, receive=kind == "receive"))
+    submit = _transfer if kind == "transfer" else _receive
+    with ape.reverts(token.ERC3009InvalidAuthorizationTime, validAfter=valid_after, validBefore=valid_before):
+        submit(token, auth, signature, form, sender=bob)
+    assert _balances(token, alice, bob) == [ALICE_FUNDS, BOB_FUNDS]
+    assert not token.authorizationState(alice, auth.nonce)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_validity_window__bit_47_in_one_bound__seconds_window_open_now(token, domain, chain, alice, bob, form):
+    # A seconds window whose validBefore happens to have bit 47 set (far future) is open now.
+    auth, signature = _authorize(chain, domain, alice, bob, USD, valid_before=BLOCK_RANGE_FLAG | 1)
+    _transfer(token, auth, signature, form, sender=bob)
+    assert _balances(token, alice, bob) == [ALICE_FUNDS - USD, BOB_FUNDS + USD]
+
+
 @pytest.mark.parametrize("form", FORMS)
 def test_transfer_with_authorization__replay__fails(token, domain, chain, alice, bob, carol, form):
     auth, signature = _authorize(chain, domain, alice, bob, USD)
