@@ -217,16 +217,16 @@ def verify_tx(root: bytes, n: int, index: int, leaf: bytes, proof: TxProof) -> b
     return node == root
 
 
-def batch_hash(
-    previous: bytes, data: bytes, tx_root: bytes, tx_count: int, post_state_root: bytes, poster: str
-) -> bytes:
-    """keccak256(previousBatchHash ‖ keccak256(data) ‖ txRoot ‖ txCount(4) ‖ postStateRoot ‖ poster(20)).
+def batch_hash(previous: bytes, data: bytes, tx_root: bytes, tx_count: int, poster: str) -> bytes:
+    """keccak256(previousBatchHash ‖ keccak256(data) ‖ txRoot ‖ txCount(4) ‖ poster(20)).
 
+    Data only: the post-state root is a claim stored beside the hash, which a dispute can remove
+    and a proposer can make again while the data, chained here, stays (docs §Batches, Batch hash).
     txCount is in the hash because a verifier needs n (tree depth, index bound, trace length) and
     the tx root does not fix it: trees of 5 and 6 leaves have one depth, so a claimed n of 5 would
     drop the sixth transaction from the trace.
     """
-    if len(previous) != 32 or len(tx_root) != 32 or len(post_state_root) != 32:
+    if len(previous) != 32 or len(tx_root) != 32:
         raise BatchError("batch hash inputs are 32-byte hashes")
     try:
         poster_raw = bytes.fromhex(poster.removeprefix("0x"))
@@ -234,9 +234,7 @@ def batch_hash(
         poster_raw = b""
     if len(poster_raw) != 20 or not 0 <= tx_count < 1 << 32:
         raise BatchError("a batch hash takes a 20-byte poster and a 4-byte tx count")
-    return keccak(
-        previous + keccak(data) + tx_root + tx_count.to_bytes(4, "big") + post_state_root + poster_raw
-    )
+    return keccak(previous + keccak(data) + tx_root + tx_count.to_bytes(4, "big") + poster_raw)
 
 
 def execute_batch(

@@ -263,12 +263,12 @@ def test_proof_decode__clear_errors(raw, message):
 
 
 def test_batch_hash__is_the_specified_concatenation():
-    data, root, post, prev = _of(3).encode(), keccak(b"r"), keccak(b"s"), keccak(b"p")
-    expected = keccak(prev + keccak(data) + root + (3).to_bytes(4, "big") + post + bytes.fromhex("1b" * 20))
-    assert batch_hash(prev, data, root, 3, post, INBOX) == expected
-    assert batch_hash(prev, data, root, 2, post, INBOX) != expected
+    data, root, prev = _of(3).encode(), keccak(b"r"), keccak(b"p")
+    expected = keccak(prev + keccak(data) + root + (3).to_bytes(4, "big") + bytes.fromhex("1b" * 20))
+    assert batch_hash(prev, data, root, 3, INBOX) == expected
+    assert batch_hash(prev, data, root, 2, INBOX) != expected
     with pytest.raises(BatchError, match="20-byte poster"):
-        batch_hash(prev, data, root, 3, post, "0x1234")
+        batch_hash(prev, data, root, 3, "0x1234")
 
 
 # -- execution ----------------------------------------------------------------------------------
