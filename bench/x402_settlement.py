@@ -38,7 +38,7 @@ from offchain.x402 import abi
 from offchain.x402.client import X402Client
 from offchain.x402.eip3009 import authorize_transfer
 from offchain.x402.example_service import create_service
-from offchain.x402.facilitator import Facilitator
+from offchain.x402.facilitator import Facilitator, authorization_gas, batch_gas
 from offchain.x402.facilitator_app import create_app
 from offchain.x402.server import FacilitatorClient, Price
 from offchain.x402.store import PaymentStore
@@ -61,9 +61,16 @@ def gas_single(token, sender, key: str, domain: Eip712Domain, merchant: str, n: 
 
 
 def gas_batch(settler, token, sender, key: str, domain: Eip712Domain, merchant: str, size: int) -> float:
+    """Gas per payment of one batch, each authorization with the gas the facilitator gives it
+    (its own estimate plus a quarter) and the transaction the sum of what they need."""
     now = chain.blocks.head.timestamp
-    batch = [_signed(key, domain, merchant, now) for _ in range(size)]
-    receipt = settler.settle(token.address, batch, sender=sender)
+    signed = [_signed(key, domain, merchant, now) for _ in range(size)]
+    limits = [
+        authorization_gas(token.transferWithAuthorization.estimate_gas_cost(*args, sender=sender))
+        for args in signed
+    ]
+    batch = [(*args[:-1], gas, args[-1]) for args, gas in zip(signed, limits, strict=True)]
+    receipt = settler.settle(token.address, batch, sender=sender, gas_limit=batch_gas(limits))
     return receipt.gas_used / size
 
 

@@ -52,7 +52,10 @@ SETTLER_ABI = [
             {
                 "name": "authorizations",
                 "type": "tuple[]",
-                "components": [{"name": n, "type": t} for n, t in [*_AUTH, ("signature", "bytes")]],
+                "components": [
+                    {"name": n, "type": t}
+                    for n, t in [*_AUTH, ("gasLimit", "uint256"), ("signature", "bytes")]
+                ],
             },
         ],
         "outputs": [{"name": "settled", "type": "bool[]"}],

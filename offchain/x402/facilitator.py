@@ -79,6 +79,37 @@ _REVERT_REASONS = {
 }
 
 
+# BatchSettler.CALL_OVERHEAD: gas an authorization needs left besides its own allowance.
+SETTLER_CALL_OVERHEAD = 20_000
+# Transaction gas of a batch besides its authorizations' (intrinsic cost, loop, BatchSettled).
+_BATCH_BASE_GAS = 100_000
+# Calldata gas of one authorization in a batch (about 480 bytes at 16 gas each), with a margin.
+_BATCH_ITEM_CALLDATA_GAS = 10_000
+# Selector of BatchSettler's SettlerGasShort(uint256,uint256): an authorization that did not run.
+GAS_SHORT = abi.selector("SettlerGasShort(uint256,uint256)")
+
+
+def authorization_gas(estimate: int) -> int:
+    """The gas one authorization gets, from `eth_estimateGas` of it sent to the token alone.
+
+    That estimate also counts the 21,000 intrinsic gas and the calldata, which a call from the
+    settler does not pay; a quarter more covers a payer whose wallet costs a little more when it
+    runs. A wallet that costs more still burns this much and fails alone.
+    """
+    return estimate + estimate // 4
+
+
+def settler_gas_needed(gas_limit: int) -> int:
+    """BatchSettler.gasNeeded: the gas left an authorization needs to get its full allowance."""
+    return gas_limit + gas_limit // 63 + SETTLER_CALL_OVERHEAD
+
+
+def batch_gas(limits: list[int]) -> int:
+    """Transaction gas of a batch that gives every authorization its full allowance, whatever
+    the others burn: no authorization of it is ever skipped for want of the batch's gas."""
+    return _BATCH_BASE_GAS + sum(settler_gas_needed(g) + _BATCH_ITEM_CALLDATA_GAS for g in limits)
+
+
 def revert_reason(data: bytes) -> str:
     """The x402 reason for a token revert, from its custom-error selector."""
     return _REVERT_REASONS.get(bytes(data[:4]), SIMULATION_FAILED)
@@ -122,6 +153,7 @@ class Facilitator:
         settler: str | None = None,
         batch_size: int = 0,
         batch_wait: float = 0.2,
+        max_batch_gas: int = 15_000_000,
     ):
         self.w3 = w3
         self.signer: LocalAccount = Account.from_key(signer_key)
@@ -135,6 +167,7 @@ class Facilitator:
         )
         self.batch_size = batch_size if settler else 0
         self.batch_wait = batch_wait
+        self.max_batch_gas = max_batch_gas
         self._batch = _Batch()
         self._batch_cv = threading.Condition()
         self._stop = threading.Event()
@@ -175,9 +208,9 @@ class Facilitator:
         payer = None
         try:
             request = self._parse(request)
-            auth, _, asset = self._check(request)
+            auth, _, asset, gas = self._check(request)
             payer = auth.from_
-            record = self._record(request, auth, asset)
+            record = self._record(request, auth, asset, gas)
             if not self.store.reserve(record):
                 raise Rejected(NONCE_USED, "this authorization was already presented")
             return VerifyResponse(isValid=True, payer=payer)
@@ -201,8 +234,9 @@ class Facilitator:
 
     def _check(
         self, request: FacilitatorRequest, simulate: bool = True
-    ) -> tuple[TransferAuthorization, bytes, Asset]:
-        """Every check of the exact-EVM scheme; returns what settlement needs."""
+    ) -> tuple[TransferAuthorization, bytes, Asset, int | None]:
+        """Every check of the exact-EVM scheme; returns what settlement needs: the authorization,
+        its signature, the asset and (when simulating) the gas its token call gets."""
         payload, req = request.paymentPayload, request.paymentRequirements
         if request.x402Version != X402_VERSION or payload.x402Version != X402_VERSION:
             raise Rejected(INVALID_VERSION, f"only x402 version {X402_VERSION} is supported")
@@ -245,16 +279,18 @@ class Facilitator:
             raise Rejected(NONCE_USED, "the authorization nonce is used or cancelled on chain")
         if token.functions.balanceOf(auth.from_).call() < auth.value:
             raise Rejected(INSUFFICIENT_BALANCE, "the payer's balance is below the price")
-        if simulate:
+        gas = None
+        if simulate:  # an estimate is a simulation that also says what the call costs
             try:
-                token.functions.transferWithAuthorization(*auth.as_args(), signature).call(
+                estimate = token.functions.transferWithAuthorization(*auth.as_args(), signature).estimate_gas(
                     {"from": self.signer.address}
                 )
             except ContractLogicError as exc:
                 raise Rejected(
                     revert_reason(HexBytes(exc.data or b"")), f"simulation reverted: {exc}"
                 ) from None
-        return auth, signature, asset
+            gas = authorization_gas(estimate)
+        return auth, signature, asset, gas
 
     def _signature_ok(self, auth: TransferAuthorization, signature: bytes, asset: Asset) -> bool:
         digest = auth.digest(asset.domain)
@@ -267,7 +303,7 @@ class Facilitator:
         return recover_signer(digest, signature) == auth.from_
 
     def _record(
-        self, request: FacilitatorRequest, auth: TransferAuthorization, asset: Asset
+        self, request: FacilitatorRequest, auth: TransferAuthorization, asset: Asset, gas: int | None
     ) -> PaymentRecord:
         now = time.time()
         return PaymentRecord(
@@ -282,6 +318,7 @@ class Facilitator:
             state=State.RESERVED,
             created=now,
             updated=now,
+            gas=gas,
         )
 
     # -- /settle ---------------------------------------------------------------------------------
@@ -324,7 +361,7 @@ class Facilitator:
     def _send(self, record: PaymentRecord, request: FacilitatorRequest, deadline: float) -> SettleResponse:
         """Sends a claimed payment (after re-checking it, without simulation) and waits for it."""
         try:
-            auth, signature, asset = self._check(request, simulate=False)
+            auth, signature, asset, _ = self._check(request, simulate=False)
         except Rejected as exc:
             elsewhere = self._settled_elsewhere(record) if exc.reason == NONCE_USED else None
             if elsewhere is None:
@@ -332,15 +369,30 @@ class Facilitator:
                 raise
             self.store.settled(record.id, elsewhere)
             return self._await(record.id, deadline)
+        gas = record.gas or self._estimate(asset, auth, signature)
         if self.batch_size:
-            return self._enqueue(record, auth, signature, deadline)
+            return self._enqueue(record.model_copy(update={"gas": gas}), auth, signature, deadline)
+        self._send_alone(record.id, asset, auth, signature, gas)
+        return self._await(record.id, deadline)
+
+    def _send_alone(
+        self, id_: str, asset: Asset, auth: TransferAuthorization, signature: bytes, gas: int
+    ) -> None:
+        """Sends one claimed payment straight to the token, with the gas chosen for it."""
         call = self._token(asset).functions.transferWithAuthorization(*auth.as_args(), signature)
         try:
-            self._sign_and_send([record.id], call, gas=250_000)
+            self._sign_and_send([id_], call, gas=gas)
         except Exception:
-            self.store.release(record.id)  # nothing was signed: the payment can be settled again
+            self.store.release(id_)  # nothing was signed: the payment can be settled again
             raise
-        return self._await(record.id, deadline)
+
+    def _estimate(self, asset: Asset, auth: TransferAuthorization, signature: bytes) -> int:
+        """The gas of a payment whose record predates stored estimates (a file of an older release)."""
+        call = self._token(asset).functions.transferWithAuthorization(*auth.as_args(), signature)
+        try:
+            return authorization_gas(call.estimate_gas({"from": self.signer.address}))
+        except Exception:  # it will fail on chain and be reported; give it a plain transfer's gas
+            return authorization_gas(100_000)
 
     def _sign_and_send(self, ids: list[str], call: Any, gas: int) -> str:
         """Signs with the next nonce, stores the raw transaction, then broadcasts it.
@@ -428,8 +480,23 @@ class Facilitator:
             self.store.settled(record.id, elsewhere)
         elif receipt["status"] != 1:
             self.store.failed(record.id, f"{TRANSACTION_FAILED}: the transaction reverted", record.tx_hash)
+        elif (self._skip_data(receipt, record) or b"")[:4] == GAS_SHORT:
+            self._resend_alone(record)
         else:
             self.store.failed(record.id, self._skip_reason(receipt, record), record.tx_hash)
+
+    def _resend_alone(self, record: PaymentRecord) -> None:
+        """A batch skipped this payment unrun (its gas did not cover it): send it on its own."""
+        assert record.tx_hash is not None
+        if not self.store.requeue(record.id, record.tx_hash):
+            return  # someone else (the reconciler or the batch thread) took it
+        payload = json.loads(record.payload)["payload"]
+        auth = TransferAuthorization.model_validate(payload["authorization"])
+        signature = bytes(HexBytes(payload["signature"]))
+        asset = self.assets[record.asset.lower()]
+        self._send_alone(
+            record.id, asset, auth, signature, record.gas or self._estimate(asset, auth, signature)
+        )
 
     def _settled_elsewhere(self, record: PaymentRecord, lookback: int = 10_000) -> str | None:
         """The hash of a recent transaction that used this authorization and paid it, if any."""
@@ -472,22 +539,29 @@ class Facilitator:
                 transferred = True
         return used and transferred
 
-    def _skip_reason(self, receipt: Any, record: PaymentRecord) -> str:
-        """Why a batch skipped this authorization (from the settler's AuthorizationSkipped)."""
+    def _skip_data(self, receipt: Any, record: PaymentRecord) -> bytes | None:
+        """The reason data of the settler's AuthorizationSkipped for this authorization, if any."""
         nonce = bytes.fromhex(record.id.rsplit(":0x", 1)[1])
         for log in receipt["logs"]:
             topics = [bytes(t) for t in log["topics"]]
             if (
-                topics
+                log["address"].lower() == (self._settler.address.lower() if self._settler else "")
+                and topics
                 and topics[0] == abi.AUTHORIZATION_SKIPPED_TOPIC
                 and topics[2:] == [_topic(record.payer), nonce]
             ):
                 data = bytes(log["data"])
                 reason_offset = int.from_bytes(data[32:64], "big")
                 length = int.from_bytes(data[reason_offset : reason_offset + 32], "big")
-                reason = data[reason_offset + 32 : reason_offset + 32 + length]
-                return f"{revert_reason(reason)}: skipped by the batch settler"
-        return f"{TRANSFER_EVENT_MISMATCH}: the receipt lacks the expected transfer"
+                return data[reason_offset + 32 : reason_offset + 32 + length]
+        return None
+
+    def _skip_reason(self, receipt: Any, record: PaymentRecord) -> str:
+        """Why a batch skipped this authorization (from the settler's AuthorizationSkipped)."""
+        reason = self._skip_data(receipt, record)
+        if reason is None:
+            return f"{TRANSFER_EVENT_MISMATCH}: the receipt lacks the expected transfer"
+        return f"{revert_reason(reason)}: skipped by the batch settler"
 
     def reconcile(self, startup: bool = False) -> None:
         """Finishes submitted payments: reads receipts, re-broadcasts stored transactions the node
@@ -573,12 +647,15 @@ class Facilitator:
         by_asset: dict[str, list] = {}
         for item in items:
             by_asset.setdefault(item[0].asset, []).append(item)
-        for asset, group in by_asset.items():
-            entries = [(*auth.as_args(), signature) for _, auth, signature, _ in group]
+        chunks = [chunk for group in by_asset.values() for chunk in self._by_gas(group)]
+        for group in chunks:
+            asset = group[0][0].asset
+            entries = [(*auth.as_args(), record.gas, signature) for record, auth, signature, _ in group]
             ids = [record.id for record, *_ in group]
             try:
                 call = self._settler.functions.settle(asset, entries)
-                tx_hash = self._sign_and_send(ids, call, gas=self._batch_gas(call, len(group)))
+                gas = batch_gas([record.gas or 0 for record, *_ in group])
+                tx_hash = self._sign_and_send(ids, call, gas=gas)
             except Exception:
                 for id_ in ids:  # nothing was signed: these payments can be settled again
                     self.store.release(id_)
@@ -594,13 +671,24 @@ class Facilitator:
             for *_, done in group:
                 done.set()
 
-    def _batch_gas(self, call: Any, size: int) -> int:
-        """The batch's estimate with a margin; the settler caps each authorization's own gas."""
-        ceiling = 60_000 + 260_000 * size  # MAX_GAS_PER_AUTHORIZATION plus the settler's overhead
-        try:
-            return min(ceiling, int(call.estimate_gas({"from": self.signer.address}) * 1.3))
-        except Exception:
-            return ceiling
+    def _by_gas(
+        self, group: list[tuple[PaymentRecord, TransferAuthorization, bytes, threading.Event]]
+    ) -> list[list[tuple[PaymentRecord, TransferAuthorization, bytes, threading.Event]]]:
+        """Splits one asset's batch so that no transaction asks for more than `max_batch_gas`.
+
+        A batch is never sent with an estimate of itself: `eth_estimateGas` finds the least gas
+        at which the transaction does not revert, and the settler does not revert when it skips
+        authorizations for want of gas. Each authorization gets its own estimate (from verify)
+        and the transaction the sum of what they need (`batch_gas`).
+        """
+        chunks: list[list] = [[]]
+        for item in group:
+            if chunks[-1] and batch_gas([r.gas or 0 for r, *_ in chunks[-1]] + [item[0].gas or 0]) > (
+                self.max_batch_gas
+            ):
+                chunks.append([])
+            chunks[-1].append(item)
+        return chunks
 
     # -- helpers ---------------------------------------------------------------------------------
 

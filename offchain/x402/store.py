@@ -4,7 +4,8 @@ A payment is keyed by (network, asset, payer, nonce), the identity of an EIP-300
 authorization. Its life:
 
     reserved ──claim──▶ sending ──▶ submitted(tx) ──▶ settled(tx)
-        │                   │              └────────▶ failed(tx, reason)
+        │                   ▲              ├────────▶ failed(tx, reason)
+        │                   └───requeue────┘  (a batch skipped it unrun: sent again alone)
         └───────────────────┴───────────────────────▶ failed(reason)
 
 `reserve` is an INSERT that only one caller can win, so concurrent duplicates of one payment
@@ -39,10 +40,14 @@ CREATE TABLE IF NOT EXISTS payments (
     tx_nonce     INTEGER,
     error        TEXT,
     created      REAL NOT NULL,
-    updated      REAL NOT NULL
+    updated      REAL NOT NULL,
+    gas          INTEGER
 );
 CREATE INDEX IF NOT EXISTS payments_state ON payments(state);
 """
+
+# Columns added after the first release, with their types: a file written before gains them.
+_ADDED_COLUMNS = {"gas": "INTEGER"}
 
 
 class State(StrEnum):
@@ -69,6 +74,8 @@ class PaymentRecord(BaseModel):
     error: str | None = None
     created: float
     updated: float
+    gas: int | None = None
+    """The gas its token call gets (from verify's estimate; None in a file of an older release)."""
 
 
 def payment_id(network: str, asset: str, payer: str, nonce: bytes) -> str:
@@ -86,6 +93,10 @@ class PaymentStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a reservation survives a power cut
         self._db.executescript(_SCHEMA)
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(payments)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE payments ADD COLUMN {column} {kind}")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -96,9 +107,10 @@ class PaymentStore:
         """Records a verified payment; False if that authorization is already known."""
         with self._lock:
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO payments VALUES "
+                "INSERT OR IGNORE INTO payments (id,network,asset,payer,pay_to,amount,valid_before,"
+                "payload,state,tx_hash,raw_tx,tx_nonce,error,created,updated,gas) VALUES "
                 "(:id,:network,:asset,:payer,:pay_to,:amount,:valid_before,:payload,:state,"
-                ":tx_hash,:raw_tx,:tx_nonce,:error,:created,:updated)",
+                ":tx_hash,:raw_tx,:tx_nonce,:error,:created,:updated,:gas)",
                 record.model_dump(mode="python"),
             )
             return cursor.rowcount == 1
@@ -141,6 +153,17 @@ class PaymentStore:
                     State.SENDING,
                     State.SUBMITTED,
                 ),
+            )
+            return cursor.rowcount == 1
+
+    def requeue(self, id_: str, tx_hash: str) -> bool:
+        """Takes back a payment that transaction `tx_hash` did not run (a batch skipped it unrun),
+        to send it again: submitted → sending, its transaction forgotten. Only one caller wins."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE payments SET state=?, tx_hash=NULL, raw_tx=NULL, tx_nonce=NULL, updated=? "
+                "WHERE id=? AND state=? AND tx_hash=?",
+                (State.SENDING, time.time(), id_, State.SUBMITTED, tx_hash),
             )
             return cursor.rowcount == 1
 

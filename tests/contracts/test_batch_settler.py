@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ape
 import pytest
-from eth_abi import encode
+from eth_abi import decode, encode
 from eth_utils import keccak
 
 from offchain.x402.eip3009 import (
@@ -14,10 +14,12 @@ from offchain.x402.eip3009 import (
     random_nonce,
     sign_digest,
 )
+from offchain.x402.facilitator import authorization_gas, batch_gas, settler_gas_needed
 from tests.contracts.conftest import ALICE_FUNDS, BOB_FUNDS, USD
 
 ZERO = "0x" + "00" * 20
 HOUR = 3600
+GAS = 150_000  # the gas each authorization's token call gets, unless a test says otherwise
 
 
 def _authorize(chain, domain, payer, payee, value, valid_before=None):
@@ -27,9 +29,17 @@ def _authorize(chain, domain, payer, payee, value, valid_before=None):
     return authorize_transfer(payer.private_key, domain, payee.address, value, valid_before)
 
 
-def _item(auth: TransferAuthorization, signature: bytes) -> tuple:
-    """A BatchSettler.Authorization: (from, to, value, validAfter, validBefore, nonce, signature)."""
-    return (*auth.as_args(), signature)
+def _item(auth: TransferAuthorization, signature: bytes, gas: int = GAS) -> tuple:
+    """A BatchSettler.Authorization: (from, to, value, validAfter, validBefore, nonce, gasLimit, signature)."""
+    return (*auth.as_args(), gas, signature)
+
+
+def _settle(settler, token, batch, sender, **tx):
+    """Sends a batch with the transaction gas the facilitator gives it (`batch_gas`): an
+    estimate would find the least gas at which the batch does not revert, skipping items."""
+    return settler.settle(
+        token, batch, sender=sender, gas_limit=tx.pop("gas_limit", batch_gas([i[6] for i in batch])), **tx
+    )
 
 
 def _error(token, name: str, *args) -> bytes:
@@ -99,7 +109,7 @@ def test_settle__mixed_batch__pays_good_and_reports_each_bad(
 
     results = settler.settle.call(token, batch)
     assert before == _balances(token, alice, bob, carol, operator, mallory)  # a call changes nothing
-    receipt = settler.settle(token, batch, sender=deployer)
+    receipt = _settle(settler, token, batch, deployer)
 
     assert list(results) == [True, False, True, False, False, False, False, True]
     assert _balances(token, alice, bob, carol, operator, mallory) == [
@@ -188,7 +198,7 @@ def test_settle__all_good__settles_all(token, settler, domain, chain, deployer, 
     ]
     batch = [_item(*pair) for pair in signed]
     assert list(settler.settle.call(token, batch)) == [True, True]
-    receipt = settler.settle(token, batch, sender=deployer)
+    receipt = _settle(settler, token, batch, deployer)
     assert _skipped(receipt, settler) == []
     assert _settled(receipt, settler) == (token.address, 2, 0)
     assert _balances(token, alice, bob, carol, settler) == [
@@ -202,7 +212,7 @@ def test_settle__all_good__settles_all(token, settler, domain, chain, deployer, 
 
 def test_settle__by_anyone__succeeds(token, settler, domain, chain, alice, carol, mallory):
     auth, signature = _authorize(chain, domain, alice, carol, USD)
-    receipt = settler.settle(token, [_item(auth, signature)], sender=mallory)
+    receipt = _settle(settler, token, [_item(auth, signature)], mallory)
     assert _settled(receipt, settler) == (token.address, 1, 0)
     assert _balances(token, alice, carol, mallory) == [ALICE_FUNDS - USD, USD, 0]
 
@@ -216,7 +226,7 @@ def test_settle__funds_received_earlier_in_batch__spendable(
     late, late_signature = _authorize(chain, domain, operator, carol, 4 * USD)
     batch = [_item(early, early_signature), _item(funding, funding_signature), _item(late, late_signature)]
     assert list(settler.settle.call(token, batch)) == [False, True, True]
-    receipt = settler.settle(token, batch, sender=deployer)
+    receipt = _settle(settler, token, batch, deployer)
     assert _skipped(receipt, settler) == [
         (
             token.address,
@@ -237,7 +247,7 @@ def test_settle__same_authorization_twice__second_skipped(
     auth, signature = _authorize(chain, domain, alice, carol, USD)
     batch = [_item(auth, signature), _item(auth, signature)]
     assert list(settler.settle.call(token, batch)) == [True, False]
-    receipt = settler.settle(token, batch, sender=deployer)
+    receipt = _settle(settler, token, batch, deployer)
     assert _skipped(receipt, settler) == [
         (
             token.address,
@@ -269,7 +279,7 @@ def test_settle__erc1271_wallet__settles(
         signed.append((auth, sign_digest(signer.private_key, auth.digest(domain))))
     batch = [_item(*pair) for pair in signed]
     assert list(settler.settle.call(token, batch)) == [True, False]
-    receipt = settler.settle(token, batch, sender=deployer)
+    receipt = _settle(settler, token, batch, deployer)
     (owner_signed, _), (stranger_signed, _) = signed
     assert _skipped(receipt, settler) == [
         (token.address, 1, wallet.address, stranger_signed.nonce, _error(token, "ERC3009InvalidSignature"))
@@ -287,7 +297,7 @@ def test_settle__all_bad__skips_all_without_reverting(token, settler, domain, ch
     receive_signature = sign_digest(alice.private_key, auth.digest(domain, receive=True))
     batch = [_item(auth, b""), _item(auth, receive_signature)]  # no signature; a receive-only one
     assert list(settler.settle.call(token, batch)) == [False, False]
-    receipt = settler.settle(token, batch, sender=deployer)
+    receipt = _settle(settler, token, batch, deployer)
     invalid = _error(token, "ERC3009InvalidSignature")
     assert _skipped(receipt, settler) == [
         (token.address, 0, alice.address, auth.nonce, invalid),
@@ -304,30 +314,33 @@ def test_settle__contract_without_eip3009__skips_with_empty_reason(
 ):
     auth, signature = _authorize(chain, domain, alice, carol, USD)
     # The settler itself has code but no transferWithAuthorization and no fallback.
-    receipt = settler.settle(settler, [_item(auth, signature)], sender=deployer)
+    receipt = _settle(settler, settler, [_item(auth, signature)], deployer)
     assert _skipped(receipt, settler) == [(settler.address, 0, alice.address, auth.nonce, b"")]
     assert _settled(receipt, settler) == (settler.address, 0, 1)
 
 
 def test_settle__empty_batch__fails(token, settler, deployer):
     with ape.reverts("settler: bad batch size"):
-        settler.settle(token, [], sender=deployer)
+        settler.settle(token, [], sender=deployer, gas_limit=1_000_000)
+
+
+CHEAP = 30_000  # enough for an authorization with an empty signature to fail on its own
 
 
 def test_settle__over_max_batch__fails(token, settler, domain, chain, deployer, alice, carol):
     assert settler.MAX_BATCH() == 256
     auth, signature = _authorize(chain, domain, alice, carol, USD)
-    batch = [_item(auth, signature)] + [_item(auth, b"")] * 256
+    batch = [_item(auth, signature)] + [_item(auth, b"", CHEAP)] * 256
     with ape.reverts("settler: bad batch size"):
-        settler.settle(token, batch, sender=deployer)
+        settler.settle(token, batch, sender=deployer, gas_limit=5_000_000)
     assert _balances(token, alice, carol) == [ALICE_FUNDS, 0]
     assert not token.authorizationState(alice, auth.nonce)
 
 
 def test_settle__max_batch__accepted(token, settler, domain, chain, deployer, alice, carol):
     auth, signature = _authorize(chain, domain, alice, carol, USD)
-    batch = [_item(auth, signature)] + [_item(auth, b"")] * 255
-    receipt = settler.settle(token, batch, sender=deployer)
+    batch = [_item(auth, signature)] + [_item(auth, b"", CHEAP)] * 255
+    receipt = _settle(settler, token, batch, deployer)
     assert _settled(receipt, settler) == (token.address, 1, 255)
     assert [log.index for log in receipt.decode_logs(settler.AuthorizationSkipped)] == list(range(1, 256))
     assert _balances(token, alice, carol) == [ALICE_FUNDS - USD, USD]
@@ -340,9 +353,37 @@ def test_settle__token_without_code__fails(
     auth, signature = _authorize(chain, domain, alice, carol, USD)
     address = mallory.address if target == "eoa" else ZERO
     with ape.reverts("settler: token not a contract"):
-        settler.settle(address, [_item(auth, signature)], sender=deployer)
+        settler.settle(address, [_item(auth, signature)], sender=deployer, gas_limit=1_000_000)
     assert _balances(token, alice, carol) == [ALICE_FUNDS, 0]
     assert not token.authorizationState(alice, auth.nonce)
+
+
+# -- gas: one hostile payer never stops the others ----------------------------------------------
+
+
+def _wallet_authorization(chain, domain, wallet, owner, payee, value):
+    """`owner` signs, for its contract wallet, a TransferWithAuthorization of `value` to `payee`."""
+    auth = TransferAuthorization(
+        **{"from": wallet.address},
+        to=payee.address,
+        value=value,
+        validAfter=0,
+        validBefore=chain.pending_timestamp + HOUR,
+        nonce=random_nonce(),
+    )
+    return auth, sign_digest(owner.private_key, auth.digest(domain))
+
+
+def _estimated_item(token, auth, signature, sender) -> tuple:
+    """The authorization with the gas the facilitator gives it: from an estimate of it sent alone."""
+    estimate = token.transferWithAuthorization.estimate_gas_cost(*auth.as_args(), signature, sender=sender)
+    return _item(auth, signature, authorization_gas(estimate))
+
+
+def test_gas_needed__is_the_allowance_its_64th_and_the_overhead(settler):
+    assert settler.CALL_OVERHEAD() == 20_000
+    for gas in (0, 63, 150_000, 10**7):
+        assert settler.gasNeeded(gas) == settler_gas_needed(gas) == gas + gas // 63 + 20_000
 
 
 def test_settle__gas_burning_wallet__is_skipped_alone(
@@ -362,17 +403,78 @@ def test_settle__gas_burning_wallet__is_skipped_alone(
     )
     batch = [_item(*good_a), _item(hostile, b"\x01" * 65), _item(*good_b)]
     before = _balances(token, alice, carol, burner)
-    receipt = settler.settle(token, batch, sender=deployer, gas_limit=3_000_000)
+    receipt = _settle(settler, token, batch, deployer)
     assert _settled(receipt, settler) == (token.address, 2, 1)
-    assert [s[1] for s in _skipped(receipt, settler)] == [1]
+    # The wallet burns the 63/64 of the token's gas it gets; the token, left with the rest, refuses.
+    assert _skipped(receipt, settler) == [
+        (token.address, 1, burner.address, hostile.nonce, _error(token, "ERC3009InvalidSignature"))
+    ]
     assert _balances(token, alice, carol, burner) == [before[0] - 3 * USD, before[1] + 3 * USD, before[2]]
 
 
-def test_settle__too_little_gas_for_the_next_call__reverts_whole(
+def test_settle__wallet_costly_only_when_run__fails_alone_and_the_others_settle(
+    project, token, settler, domain, chain, deployer, alice, carol
+):
+    # Finding 4: the wallet is cheap when the facilitator estimates, costly when the batch runs.
+    wallet = deployer.deploy(project.costly_erc1271_wallet_mock, carol.address, 0)
+    token.mint(wallet, USD, sender=deployer)
+    good_a = _authorize(chain, domain, alice, carol, USD)
+    hostile = _wallet_authorization(chain, domain, wallet, carol, carol, USD)
+    good_b = _authorize(chain, domain, alice, carol, 2 * USD)
+    batch = [_estimated_item(token, *signed, deployer) for signed in (good_a, hostile, good_b)]
+    wallet.set_work(10**9, sender=deployer)  # after the estimate: the check now burns all it gets
+    before = _balances(token, alice, carol, wallet)
+    receipt = _settle(settler, token, batch, deployer)
+    assert _settled(receipt, settler) == (token.address, 2, 1)
+    assert _skipped(receipt, settler) == [
+        (token.address, 1, wallet.address, hostile[0].nonce, _error(token, "ERC3009InvalidSignature"))
+    ]
+    assert _balances(token, alice, carol, wallet) == [before[0] - 3 * USD, before[1] + 3 * USD, USD]
+    assert not token.authorizationState(wallet, hostile[0].nonce)
+
+
+def test_settle__valid_wallet_with_a_240k_gas_check__settles(
+    project, token, settler, domain, chain, deployer, alice, bob, carol
+):
+    # Finding 5: a valid wallet whose check costs ~240k gas (a P-256 / WebAuthn wallet) settles.
+    wallet = deployer.deploy(project.costly_erc1271_wallet_mock, carol.address, 240_000)
+    token.mint(wallet, USD, sender=deployer)
+    costly = _wallet_authorization(chain, domain, wallet, carol, bob, USD)
+    good = _authorize(chain, domain, alice, bob, USD)
+    batch = [_estimated_item(token, *signed, deployer) for signed in (costly, good)]
+    assert batch[0][6] > 240_000
+    receipt = _settle(settler, token, batch, deployer)
+    assert _settled(receipt, settler) == (token.address, 2, 0)
+    assert _balances(token, wallet, bob) == [0, BOB_FUNDS + 2 * USD]
+    assert token.authorizationState(wallet, costly[0].nonce)
+
+
+def test_settle__allowance_below_what_the_call_costs__fails_alone(
     token, settler, domain, chain, deployer, alice, carol
 ):
-    batch = [_item(*_authorize(chain, domain, alice, carol, USD)) for _ in range(3)]
-    before = _balances(token, alice, carol)
-    with ape.reverts("settler: out of gas"):
-        settler.settle(token, batch, sender=deployer, gas_limit=300_000)
-    assert _balances(token, alice, carol) == before
+    short = _authorize(chain, domain, alice, carol, USD)
+    good = _authorize(chain, domain, alice, carol, 2 * USD)
+    batch = [_item(*short, 10_000), _item(*good)]
+    receipt = _settle(settler, token, batch, deployer)
+    assert _skipped(receipt, settler) == [(token.address, 0, alice.address, short[0].nonce, b"")]
+    assert _settled(receipt, settler) == (token.address, 1, 1)
+    assert _balances(token, alice, carol) == [ALICE_FUNDS - 2 * USD, 2 * USD]
+
+
+def test_settle__gas_left_below_an_allowance__skips_it_unrun_and_goes_on(
+    token, settler, domain, chain, deployer, alice, carol
+):
+    first = _authorize(chain, domain, alice, carol, USD)
+    greedy = _authorize(chain, domain, alice, carol, 2 * USD)
+    last = _authorize(chain, domain, alice, carol, 4 * USD)
+    batch = [_item(*first), _item(*greedy, 10**8), _item(*last)]  # more gas than the transaction has
+    receipt = _settle(settler, token, batch, deployer, gas_limit=batch_gas([GAS, GAS]))
+    ((token_address, index, payer, nonce, reason),) = _skipped(receipt, settler)
+    assert (token_address, index, payer, nonce) == (token.address, 1, alice.address, greedy[0].nonce)
+    selector = keccak(text="SettlerGasShort(uint256,uint256)")[:4]
+    assert reason[:4] == selector
+    needed, gas_left = decode(["uint256", "uint256"], reason[4:])
+    assert needed == settler_gas_needed(10**8) and gas_left < needed
+    assert _settled(receipt, settler) == (token.address, 2, 1)
+    assert _balances(token, alice, carol) == [ALICE_FUNDS - 5 * USD, 5 * USD]
+    assert not token.authorizationState(alice, greedy[0].nonce)  # it did not run: it can settle later

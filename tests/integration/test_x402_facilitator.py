@@ -13,7 +13,8 @@ from hexbytes import HexBytes
 
 from offchain.serving import BackgroundServer
 from offchain.x402 import facilitator as reasons
-from offchain.x402.eip3009 import authorize_transfer, cancel_digest, sign_digest
+from offchain.x402.eip3009 import TransferAuthorization, authorize_transfer, cancel_digest, sign_digest
+from offchain.x402.facilitator import settler_gas_needed
 from offchain.x402.facilitator_app import create_app
 from offchain.x402.models import (
     PAYMENT_RESPONSE,
@@ -315,6 +316,7 @@ def test_stored_transaction_whose_nonce_was_taken__fails_and_moves_nothing(
     w3, facilitator_key, token, funded, merchant, price, chain, tmp_path, monkeypatch
 ):
     facilitator = make_facilitator(w3, facilitator_key, token, tmp_path / "f.sqlite")
+    facilitator.stop()  # no background reconciler: it would re-broadcast while the nonce is taken
     request, _ = _request(price, funded.private_key, chain=chain)
     assert facilitator.verify(request).isValid
     (record,) = facilitator.store.in_state(State.RESERVED)
@@ -357,4 +359,112 @@ def test_concurrent_settles_without_verify__pay_once(
     assert all(a.success for a in answers), answers
     assert len({a.transaction for a in answers}) == 1
     assert token.balanceOf(merchant) - before == PRICE
+    facilitator.stop()
+
+
+# -- batches and costly wallets (findings 4 and 5) ---------------------------------------------------
+
+
+def _wallet_request(price, wallet, owner_key, chain):
+    """A payment from a contract wallet, its authorization signed by the wallet's owner."""
+    request, _ = _request(price, owner_key, chain=chain)
+    authorization = dict(request.paymentPayload.payload["authorization"], **{"from": wallet.address})
+    auth = TransferAuthorization.model_validate(authorization)
+    payload = {
+        "authorization": auth.model_dump(mode="json", by_alias=True),
+        "signature": "0x" + sign_digest(owner_key, auth.digest(price.asset)).hex(),
+    }
+    return request.model_copy(
+        update={"paymentPayload": request.paymentPayload.model_copy(update={"payload": payload})}
+    )
+
+
+def _settle_all(facilitator, requests_):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(requests_)) as pool:
+        return list(pool.map(facilitator.settle, requests_))
+
+
+def test_batch__payer_wallet_costly_only_when_run__fails_alone_and_the_others_settle(
+    w3, facilitator_key, project, deployer, token, settler, funded, merchant, accounts, price, chain, tmp_path
+):
+    owner = accounts[5]
+    wallet = deployer.deploy(project.costly_erc1271_wallet_mock, owner.address, 0)
+    token.mint(wallet, PRICE, sender=deployer)
+    facilitator = make_facilitator(
+        w3, facilitator_key, token, tmp_path / "f.sqlite", settler=settler, batch_size=3, batch_wait=1.0
+    )
+    good_a = _request(price, funded.private_key, chain=chain)[0]
+    hostile = _wallet_request(price, wallet, owner.private_key, chain)
+    good_b = _request(price, funded.private_key, chain=chain)[0]
+    for request in (good_a, hostile, good_b):
+        assert facilitator.verify(request).isValid  # estimated while the wallet is cheap
+    wallet.set_work(10**9, sender=deployer)  # costly from now on: it burns all the gas it gets
+    before = token.balanceOf(merchant)
+    settled_a, refused, settled_b = _settle_all(facilitator, [good_a, hostile, good_b])
+    assert settled_a.success and settled_b.success, (settled_a, settled_b)
+    assert settled_a.transaction == settled_b.transaction  # one batch
+    assert refused.success is False and refused.errorReason == reasons.BAD_SIGNATURE
+    assert token.balanceOf(merchant) - before == 2 * PRICE
+    assert token.balanceOf(wallet) == PRICE
+    facilitator.stop()
+
+
+@pytest.mark.parametrize("batch_size", [0, 2], ids=["alone", "batched"])
+def test_valid_wallet_with_a_240k_gas_check__settles(
+    w3,
+    facilitator_key,
+    project,
+    deployer,
+    token,
+    settler,
+    funded,
+    merchant,
+    accounts,
+    price,
+    chain,
+    tmp_path,
+    batch_size,
+):
+    owner = accounts[5]
+    wallet = deployer.deploy(project.costly_erc1271_wallet_mock, owner.address, 240_000)
+    token.mint(wallet, PRICE, sender=deployer)
+    facilitator = make_facilitator(
+        w3,
+        facilitator_key,
+        token,
+        tmp_path / "f.sqlite",
+        settler=settler,
+        batch_size=batch_size,
+        batch_wait=1.0,
+    )
+    requests_ = [_wallet_request(price, wallet, owner.private_key, chain)]
+    if batch_size:
+        requests_.append(_request(price, funded.private_key, chain=chain)[0])
+    before = token.balanceOf(merchant)
+    answers = _settle_all(facilitator, requests_)
+    assert all(a.success for a in answers), answers
+    assert token.balanceOf(merchant) - before == len(requests_) * PRICE
+    assert token.balanceOf(wallet) == 0
+    facilitator.stop()
+
+
+def test_batch__authorization_its_gas_cannot_cover__is_settled_alone(
+    w3, facilitator_key, token, settler, funded, merchant, price, chain, tmp_path, monkeypatch
+):
+    facilitator = make_facilitator(
+        w3, facilitator_key, token, tmp_path / "f.sqlite", settler=settler, batch_size=3, batch_wait=1.0
+    )
+    requests_ = [_request(price, funded.private_key, chain=chain)[0] for _ in range(3)]
+    for request in requests_:
+        assert facilitator.verify(request).isValid
+    # The batch's transaction gets gas for one authorization only: the settler runs what it can
+    # and skips the others unrun (SettlerGasShort); the facilitator sends each of those alone.
+    monkeypatch.setattr(reasons, "batch_gas", lambda limits: settler_gas_needed(limits[0]) + 60_000)
+    before = token.balanceOf(merchant)
+    answers = _settle_all(facilitator, requests_)
+    assert all(a.success for a in answers), answers
+    assert len({a.transaction for a in answers}) == 3  # one batch and two transactions alone
+    assert token.balanceOf(merchant) - before == 3 * PRICE
     facilitator.stop()
