@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from offchain.chain.calls import event, transact, view
 from offchain.errors import InvalidInput
+from offchain.hashing import keccak
 from offchain.l2.batch import Batch
 from offchain.l2.queue import QueueEntry, deposit_record, forced_record
 from offchain.rollup.params import RollupParams
@@ -40,6 +41,7 @@ class AppendedBatch(BaseModel):
     index: int
     poster: str
     batch_hash: bytes
+    data_hash: bytes
     tx_root: bytes
     tx_count: int
     first_l2_block: int
@@ -176,6 +178,7 @@ class Inbox:
                     index=args["index"],
                     poster=str(args["poster"]),
                     batch_hash=bytes(args["batchHash"]),
+                    data_hash=bytes(args["dataHash"]),
                     tx_root=bytes(args["txRoot"]),
                     tx_count=args["txCount"],
                     first_l2_block=args["firstL2Block"],
@@ -190,9 +193,11 @@ class Inbox:
 
     def batch_data(self, batch: AppendedBatch) -> bytes:
         """The data of an appended batch, read back from its L1 transaction's calldata."""
-        txn = chain.provider.get_transaction(batch.txn_hash)
-        _, args = self.contract.decode_input(txn.data)
+        calldata = bytes(chain.provider.web3.eth.get_transaction(batch.txn_hash)["input"])
+        _, args = self.contract.decode_input(calldata)
         data = bytes(args["data"])
+        if keccak(data) != batch.data_hash:
+            raise InvalidInput(f"transaction {batch.txn_hash} does not carry batch {batch.index}")
         return data
 
     # -- withdrawals -------------------------------------------------------------------------
