@@ -3,7 +3,8 @@
 On a 402 it picks an offer it can pay (network it is connected to, price within its limit),
 reads the token's EIP-712 domain on chain and refuses an offer whose `extra.name`/`version`
 disagree (a wrong domain would only produce a signature the token rejects), signs a
-TransferWithAuthorization valid until the chain's clock plus the offer's timeout, and retries.
+TransferWithAuthorization valid until the chain's execution clock (the time of the next block,
+never earlier than the wall clock) plus the offer's timeout and a margin, and retries.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from web3 import Web3
 from offchain.chain.eip712 import Eip712Domain
 from offchain.errors import AgentL2Error
 from offchain.x402 import abi
+from offchain.x402.clock import execution_clock
 from offchain.x402.eip3009 import authorize_transfer
 from offchain.x402.models import (
     EXACT,
@@ -33,6 +35,10 @@ from offchain.x402.models import (
     decode_header,
     encode_header,
 )
+
+# Seconds added to validBefore beyond the offer's timeout: the blocks mined between signing and
+# settlement, and the facilitator's own margin (it wants validBefore at least 6 s ahead).
+VALID_BEFORE_MARGIN = 10
 
 
 class PaymentRefused(AgentL2Error):
@@ -104,9 +110,15 @@ class X402Client:
                 f"the offer names the token domain {offer.extra.get('name')!r}/{offer.extra.get('version')!r}, "
                 f"the token says {domain.name!r}/{domain.version!r}"
             )
-        now = self.w3.eth.get_block("latest")["timestamp"]
+        # Not the latest block's time: on an idle chain that is long past, and a window counted
+        # from it could close before the settlement runs.
+        now = execution_clock(self.w3)
         auth, signature = authorize_transfer(
-            self._key, domain, offer.payTo, int(offer.amount), valid_before=now + offer.maxTimeoutSeconds
+            self._key,
+            domain,
+            offer.payTo,
+            int(offer.amount),
+            valid_before=now + offer.maxTimeoutSeconds + VALID_BEFORE_MARGIN,
         )
         return PaymentPayload(
             x402Version=X402_VERSION,

@@ -29,6 +29,7 @@ from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFou
 from offchain.chain.ecdsa import recover_signer
 from offchain.chain.eip712 import Eip712Domain
 from offchain.x402 import abi
+from offchain.x402.clock import execution_clock
 from offchain.x402.eip3009 import TransferAuthorization
 from offchain.x402.models import (
     EXACT,
@@ -65,7 +66,8 @@ TRANSACTION_FAILED = "transaction_failed"
 UNEXPECTED_VERIFY = "unexpected_verify_error"
 UNEXPECTED_SETTLE = "unexpected_settle_error"
 
-# validBefore must leave at least this many seconds to get the transaction mined.
+# validBefore must leave at least this many seconds, after the execution clock (the time of the
+# next block, never earlier than the wall clock), to get the transaction mined.
 VALID_BEFORE_MARGIN = 6
 
 _REVERT_REASONS = {
@@ -267,11 +269,19 @@ class Facilitator:
             raise Rejected(RECIPIENT_MISMATCH, "authorization.to is not payTo")
         if str(auth.value) != req.amount:
             raise Rejected(VALUE_MISMATCH, f"authorization.value {auth.value} is not the price {req.amount}")
-        now = self.w3.eth.get_block("latest")["timestamp"]
+        # The clock the transfer will run at (never earlier than now), not the latest block's.
+        now = execution_clock(self.w3)
         if auth.valid_before < now + VALID_BEFORE_MARGIN:
-            raise Rejected(VALID_BEFORE, "the authorization expires too soon (or has expired)")
-        if auth.valid_after > now:
-            raise Rejected(VALID_AFTER, "the authorization is not valid yet")
+            raise Rejected(
+                VALID_BEFORE,
+                f"authorization.validBefore {auth.valid_before} is less than {VALID_BEFORE_MARGIN} s "
+                f"after the chain's clock {now}: it expires too soon (or has expired)",
+            )
+        if auth.valid_after >= now:
+            raise Rejected(
+                VALID_AFTER,
+                f"authorization.validAfter {auth.valid_after} is not before the chain's clock {now}",
+            )
         if simulate and not self._signature_ok(auth, signature, asset):
             raise Rejected(BAD_SIGNATURE, "the signature is not the payer's")
         token = self._token(asset)
@@ -591,7 +601,7 @@ class Facilitator:
         nonce_taken = self.w3.eth.get_transaction_count(self.signer.address, "latest") > (
             record.tx_nonce or 0
         )
-        expired = self.w3.eth.get_block("latest")["timestamp"] >= record.valid_before
+        expired = execution_clock(self.w3) >= record.valid_before
         if not nonce_taken and not expired:
             return
         try:

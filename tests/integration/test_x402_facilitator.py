@@ -35,7 +35,7 @@ def _request(
     price, key, *, to=None, value=PRICE, valid_before=None, valid_after=0, requirements=None, chain=None
 ):
     requirements = requirements or price.requirements()
-    now = chain.blocks.head.timestamp
+    now = chain.pending_timestamp  # the time the next block will have, as the facilitator judges
     auth, signature = authorize_transfer(
         key,
         price.asset,
@@ -468,3 +468,35 @@ def test_batch__authorization_its_gas_cannot_cover__is_settled_alone(
     assert len({a.transaction for a in answers}) == 3  # one batch and two transactions alone
     assert token.balanceOf(merchant) - before == 3 * PRICE
     facilitator.stop()
+
+
+# -- the clock (finding 9) ------------------------------------------------------------------------
+
+
+def _idle(chain, seconds: int) -> None:
+    """The chain mines nothing for `seconds`: its next block comes that much after the latest one."""
+    chain.provider.make_request("evm_increaseTime", [seconds])
+
+
+def test_verify__authorization_expired_by_the_execution_clock__is_refused_and_nothing_sent(
+    w3, facilitator_key, token, funded, merchant, price, chain, tmp_path
+):
+    facilitator = make_facilitator(w3, facilitator_key, token, tmp_path / "f.sqlite")
+    signer = Account.from_key(facilitator_key).address
+    _idle(chain, 120)
+    latest = chain.blocks.head.timestamp
+    try:
+        # Valid for another minute by the latest block's time, expired a minute ago by the clock
+        # the transfer would run at.
+        request, _ = _request(price, funded.private_key, chain=chain, valid_before=latest + 60)
+        sent_before, paid_before = w3.eth.get_transaction_count(signer), token.balanceOf(merchant)
+        verdict = facilitator.verify(request)
+        assert verdict.isValid is False and verdict.invalidReason == reasons.VALID_BEFORE, verdict
+        assert "validBefore" in verdict.invalidMessage
+        settled = facilitator.settle(request)
+        assert settled.success is False and settled.errorReason == reasons.VALID_BEFORE
+        assert w3.eth.get_transaction_count(signer) == sent_before  # no transaction sent to revert
+        assert token.balanceOf(merchant) == paid_before
+    finally:
+        facilitator.stop()
+        chain.provider.make_request("evm_mine", [])

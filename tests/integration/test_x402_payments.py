@@ -183,3 +183,15 @@ def test_payment_for_one_method__is_refused_on_another(
         assert response.status_code == 402 and "not for these terms" in response.json()["error"]
         assert _balances(token, funded, merchant) == before
         assert httpx.get(f"{server.url}/data", headers={PAYMENT_SIGNATURE: header}).status_code == 200
+
+
+def test_our_client__on_an_idle_chain__pays_and_is_served(service, token, funded, merchant, w3, chain):
+    # The chain has mined nothing for two minutes: its latest block's time is two minutes behind
+    # the time the settlement will run at. A window counted from that block would have closed.
+    chain.provider.make_request("evm_increaseTime", [120])
+    before = _balances(token, funded, merchant)
+    client = X402Client(funded.private_key, w3, max_amount=PRICE)
+    paid = client.get(f"{service.url}/weather")
+    assert paid.response.status_code == 200, paid.response.text
+    assert paid.settlement is not None and paid.settlement.success
+    assert _balances(token, funded, merchant) == [before[0] - PRICE, before[1] + PRICE]
