@@ -456,23 +456,32 @@ contract SequencerSet is ISequencerSet, Initializable, ReentrancyGuardTransient 
         uint256 total;
         uint256 pickable; // bit i: entry i may lead in `epoch`
         uint256 used = _used;
-        for (uint256 i; used != 0; ++i) {
-            if (used & 1 != 0) {
-                Entry memory entry = _entries[i];
-                if (_drawn(entry, epoch)) {
-                    total += entry.stake;
-                    if (!entry.ejected) pickable |= 1 << i;
+        unchecked {
+            for (uint256 i; used != 0; ++i) {
+                if (used & 1 != 0) {
+                    // One SLOAD per entry, decoded by hand: Entry's storage layout, lowest bits
+                    // first, is stake (128 bits), eligibleFrom (40), exitEpoch (40), ejected (8).
+                    uint256 word;
+                    assembly ("memory-safe") {
+                        word := sload(add(_entries.slot, i))
+                    }
+                    uint256 eligibleFrom = uint40(word >> 128);
+                    uint256 exitEpoch = uint40(word >> 168);
+                    if (eligibleFrom <= epoch && (exitEpoch == 0 || epoch < exitEpoch)) {
+                        total += uint128(word); // at most 64 * (2^128 - 1): no overflow
+                        if (uint8(word >> 208) == 0) pickable |= 1 << i;
+                    }
                 }
+                cumulative[i] = total;
+                used >>= 1;
             }
-            cumulative[i] = total;
-            used >>= 1;
         }
         if (pickable == 0) return address(0);
         uint256 draw = uint256(keccak256(abi.encode(seed, slot))) % total;
         uint256 picked;
-        while (cumulative[picked] <= draw) ++picked; // total > draw stops it before `end`
-        uint256 later = pickable >> (picked + 1); // pickable entries after the pick
-        picked = later != 0 ? picked + 1 + _lowestSetBit(later) : _lowestSetBit(pickable);
+        while (cumulative[picked] <= draw) ++picked; // cumulative reaches total > draw
+        uint256 fromPick = pickable >> picked; // bit 0: the pick itself
+        picked = fromPick != 0 ? picked + _lowestSetBit(fromPick) : _lowestSetBit(pickable);
         return _addresses[picked];
     }
 
