@@ -18,6 +18,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
+from offchain.errors import ContractReverted, InvalidInput
 from offchain.rollup.sequencer_set import OperatorRecord, SequencerSet, pick_leader
 from tests.contracts.conftest import USD
 
@@ -929,3 +930,40 @@ def test_gas__current_leader__1_8_64_operators(
     _join(seq, token, alice, agents["alice"])
     assert list(seq.operators())[5] == alice.address
     assert seq.operatorCount() == MAX_OPERATORS
+
+
+# -- the Python client ---------------------------------------------------------------------------
+
+
+def test_client__join_lead_exit_withdraw(seq, token, chain, alice, agents):
+    client = SequencerSet(seq)
+    params = client.params()
+    assert (params.min_stake, params.slot_length, params.slots_per_epoch) == (
+        MIN_STAKE,
+        SLOT_LENGTH,
+        SLOTS_PER_EPOCH,
+    )
+    assert client.leader_of(client.current_slot()) is None
+    eligible = client.join(alice, agents["alice"], MIN_STAKE)  # approves the stake token itself
+    record = client.operator(alice.address)
+    assert record is not None and record.active and record.eligible_from == eligible
+    assert client.operator_of_agent(agents["alice"]) == alice.address
+    assert client.operator_count() == 1 and client.is_active(alice.address)
+    with pytest.raises(ContractReverted) as refused:
+        client.join(alice, agents["alice"], MIN_STAKE)
+    assert refused.value.reason == "sequencer: already joined"
+    with pytest.raises(ContractReverted) as refused:
+        client.seed_of(client.current_epoch() + 1)
+    assert refused.value.reason == "sequencer: seed not fixed"
+    with pytest.raises(InvalidInput):
+        client.join(alice, agents["alice"], 0)
+    _enter(chain, seq, eligible)
+    assert client.leader_of(client.current_slot()) == alice.address
+    assert client.schedule(eligible) == [alice.address] * SLOTS_PER_EPOCH
+    assert client.total_stake_at(eligible) == MIN_STAKE
+    exit_epoch = client.request_exit(alice)
+    assert exit_epoch == client.current_epoch() + 2  # the head is the request's block
+    _exit_and_wait_after_request(seq, chain, alice)
+    assert client.withdraw(alice) == MIN_STAKE
+    assert client.operator(alice.address) is None and client.operators() == []
+    assert not client.is_banned(alice.address)
