@@ -18,8 +18,8 @@ from offchain.x402 import abi
 from offchain.x402.example_service import create_service
 from offchain.x402.facilitator import Facilitator
 from offchain.x402.facilitator_app import create_app
-from offchain.x402.server import FacilitatorClient, Price
-from offchain.x402.store import PaymentStore
+from offchain.x402.server import MAX_REQUEST_HEAD, FacilitatorClient, Price
+from offchain.x402.store import DeliveryStore, PaymentStore
 
 
 class FacilitatorSettings(BaseSettings):
@@ -47,6 +47,8 @@ class ServiceSettings(BaseSettings):
     asset: str = ""
     pay_to: str = ""
     price: int = 10_000
+    db_path: str = "var/service.sqlite"
+    """Its durable record of the payments it took and delivered."""
     host: str = "127.0.0.1"
     port: int = 4021
 
@@ -83,7 +85,13 @@ def facilitator_main(port: int | None, db_path: str | None) -> None:
     facilitator = build_facilitator(settings)
     facilitator.start()
     try:
-        uvicorn.run(create_app(facilitator), host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.run(
+            create_app(facilitator),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
+        )
     finally:
         facilitator.stop()
 
@@ -101,8 +109,16 @@ def service_main(port: int | None) -> None:
     token = w3.eth.contract(address=Web3.to_checksum_address(settings.asset), abi=abi.TOKEN_ABI)
     domain = Eip712Domain.from_eip5267(token.functions.eip712Domain().call())
     price = Price(amount=settings.price, asset=domain, pay_to=settings.pay_to, description="weather forecast")
-    app = create_service(FacilitatorClient(settings.facilitator_url), price)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    app = create_service(
+        FacilitatorClient(settings.facilitator_url), price, deliveries=DeliveryStore(settings.db_path)
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
+    )
 
 
 @click.group()

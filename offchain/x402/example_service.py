@@ -7,6 +7,7 @@ import hashlib
 from fastapi import FastAPI
 
 from offchain.x402.server import FacilitatorClient, PaymentMiddleware, Price
+from offchain.x402.store import DeliveryStore
 
 
 def forecast(city: str) -> dict:
@@ -21,8 +22,14 @@ def answer(kind: str, query: str) -> dict:
     return {"service": kind, "query": query, "answer": digest[:16]}
 
 
-def create_service(facilitator: FacilitatorClient, price: Price, kind: str = "weather") -> PaymentMiddleware:
-    """A paid API behind the payment middleware: GET /<kind> is paid, GET /health free."""
+def create_service(
+    facilitator: FacilitatorClient,
+    price: Price,
+    kind: str = "weather",
+    deliveries: DeliveryStore | None = None,
+) -> PaymentMiddleware:
+    """A paid API behind the payment middleware: GET /<kind> is paid, GET /health free.
+    `deliveries` is its durable record of payments taken (in memory if not given)."""
     app = FastAPI(title=f"Paid {kind} (x402)", docs_url=None, redoc_url=None)
 
     if kind == "weather":
@@ -41,4 +48,4 @@ def create_service(facilitator: FacilitatorClient, price: Price, kind: str = "we
     async def health() -> dict:
         return {"ok": True}
 
-    return PaymentMiddleware(app, facilitator, {("GET", f"/{kind}"): price})
+    return PaymentMiddleware(app, facilitator, {("GET", f"/{kind}"): price}, deliveries)

@@ -40,7 +40,7 @@ from offchain.x402.models import (
     SupportedResponse,
     VerifyResponse,
 )
-from offchain.x402.store import PaymentRecord, PaymentStore, State, payment_id
+from offchain.x402.store import PaymentRecord, PaymentStore, Reservation, State, payment_id
 
 # Reasons, as the x402 specification and the reference SDK name them.
 INVALID_VERSION = "invalid_x402_version"
@@ -133,6 +133,18 @@ class Asset:
     domain: Eip712Domain
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """What the checks of a payment found and settlement needs."""
+
+    auth: TransferAuthorization
+    signature: bytes
+    asset: Asset
+    gas: int | None  # the gas its token call gets (from the simulation's estimate)
+    balance: int  # the payer's balance
+    now: int  # the execution clock the window was judged at
+
+
 @dataclass
 class _Batch:
     """Settle requests waiting for the next BatchSettler transaction."""
@@ -210,11 +222,20 @@ class Facilitator:
         payer = None
         try:
             request = self._parse(request)
-            auth, _, asset, gas = self._check(request)
-            payer = auth.from_
-            record = self._record(request, auth, asset, gas)
-            if not self.store.reserve(record):
+            checked = self._check(request)
+            payer = checked.auth.from_
+            record = self._record(request, checked.auth, checked.asset, checked.gas)
+            outcome = self.store.reserve(record, checked.balance, checked.now)
+            if outcome == Reservation.DUPLICATE:
                 raise Rejected(NONCE_USED, "this authorization was already presented")
+            if outcome == Reservation.OVER_BALANCE:
+                raise Rejected(
+                    INSUFFICIENT_BALANCE,
+                    f"the payer's balance {checked.balance} does not cover authorization.value "
+                    f"{checked.auth.value} on top of its payments still pending",
+                )
+            # RESERVED, or AGAIN: the same payment presented again before it was settled (by its
+            # payer, say, after someone else holding the header verified it first).
             return VerifyResponse(isValid=True, payer=payer)
         except Rejected as exc:
             return VerifyResponse(
@@ -234,11 +255,8 @@ class Facilitator:
             err = exc.errors()[0]
             raise Rejected(INVALID_PAYLOAD, f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
 
-    def _check(
-        self, request: FacilitatorRequest, simulate: bool = True
-    ) -> tuple[TransferAuthorization, bytes, Asset, int | None]:
-        """Every check of the exact-EVM scheme; returns what settlement needs: the authorization,
-        its signature, the asset and (when simulating) the gas its token call gets."""
+    def _check(self, request: FacilitatorRequest, simulate: bool = True) -> _Checked:
+        """Every check of the exact-EVM scheme; returns what settlement needs."""
         payload, req = request.paymentPayload, request.paymentRequirements
         if request.x402Version != X402_VERSION or payload.x402Version != X402_VERSION:
             raise Rejected(INVALID_VERSION, f"only x402 version {X402_VERSION} is supported")
@@ -246,8 +264,9 @@ class Facilitator:
             raise Rejected(UNSUPPORTED_SCHEME, "only the exact scheme is supported")
         if req.network != self.network or payload.accepted.network != self.network:
             raise Rejected(INVALID_NETWORK, f"this facilitator settles on {self.network} only")
-        if not payload.accepted.same_offer(req):
-            raise Rejected(INVALID_REQUIREMENTS, "the accepted terms differ from the payment requirements")
+        difference = payload.accepted.difference(req)
+        if difference is not None:
+            raise Rejected(INVALID_REQUIREMENTS, f"accepted.{difference} in the payment requirements")
         asset = self.assets.get(req.asset.lower())
         if asset is None:
             raise Rejected(UNSUPPORTED_ASSET, f"asset {req.asset} is not settled by this facilitator")
@@ -257,16 +276,21 @@ class Facilitator:
                 MISSING_DOMAIN, "extra.name and extra.version (the token's EIP-712 domain) are required"
             )
         if name != asset.domain.name:
-            raise Rejected(NAME_MISMATCH, f"the token's EIP-712 name is {asset.domain.name!r}")
+            raise Rejected(
+                NAME_MISMATCH, f"extra.name is {name!r}, the token's EIP-712 name is {asset.domain.name!r}"
+            )
         if version != asset.domain.version:
-            raise Rejected(VERSION_MISMATCH, f"the token's EIP-712 version is {asset.domain.version!r}")
+            raise Rejected(
+                VERSION_MISMATCH,
+                f"extra.version is {version!r}, the token's EIP-712 version is {asset.domain.version!r}",
+            )
         try:
             auth = TransferAuthorization.model_validate(payload.payload["authorization"])
             signature = bytes(HexBytes(payload.payload["signature"]))
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
             raise Rejected(INVALID_PAYLOAD, f"payload needs authorization and signature: {exc}") from None
         if auth.to.lower() != req.payTo.lower():
-            raise Rejected(RECIPIENT_MISMATCH, "authorization.to is not payTo")
+            raise Rejected(RECIPIENT_MISMATCH, f"authorization.to {auth.to} is not payTo {req.payTo}")
         if str(auth.value) != req.amount:
             raise Rejected(VALUE_MISMATCH, f"authorization.value {auth.value} is not the price {req.amount}")
         # The clock the transfer will run at (never earlier than now), not the latest block's.
@@ -287,8 +311,12 @@ class Facilitator:
         token = self._token(asset)
         if token.functions.authorizationState(auth.from_, auth.nonce).call():
             raise Rejected(NONCE_USED, "the authorization nonce is used or cancelled on chain")
-        if token.functions.balanceOf(auth.from_).call() < auth.value:
-            raise Rejected(INSUFFICIENT_BALANCE, "the payer's balance is below the price")
+        balance = token.functions.balanceOf(auth.from_).call()
+        if balance < auth.value:
+            raise Rejected(
+                INSUFFICIENT_BALANCE,
+                f"the payer's balance {balance} is below authorization.value {auth.value}",
+            )
         gas = None
         if simulate:  # an estimate is a simulation that also says what the call costs
             try:
@@ -300,7 +328,7 @@ class Facilitator:
                     revert_reason(HexBytes(exc.data or b"")), f"simulation reverted: {exc}"
                 ) from None
             gas = authorization_gas(estimate)
-        return auth, signature, asset, gas
+        return _Checked(auth, signature, asset, gas, balance, now)
 
     def _signature_ok(self, auth: TransferAuthorization, signature: bytes, asset: Asset) -> bool:
         digest = auth.digest(asset.domain)
@@ -371,7 +399,7 @@ class Facilitator:
     def _send(self, record: PaymentRecord, request: FacilitatorRequest, deadline: float) -> SettleResponse:
         """Sends a claimed payment (after re-checking it, without simulation) and waits for it."""
         try:
-            auth, signature, asset, _ = self._check(request, simulate=False)
+            checked = self._check(request, simulate=False)
         except Rejected as exc:
             elsewhere = self._settled_elsewhere(record) if exc.reason == NONCE_USED else None
             if elsewhere is None:
@@ -379,6 +407,7 @@ class Facilitator:
                 raise
             self.store.settled(record.id, elsewhere)
             return self._await(record.id, deadline)
+        auth, signature, asset = checked.auth, checked.signature, checked.asset
         gas = record.gas or self._estimate(asset, auth, signature)
         if self.batch_size:
             return self._enqueue(record.model_copy(update={"gas": gas}), auth, signature, deadline)
@@ -581,6 +610,8 @@ class Facilitator:
             for record in self.store.in_state(State.SENDING):
                 if record.tx_hash is None:
                     self.store.release(record.id)
+        now = execution_clock(self.w3)
+        self.store.expire(now)  # reservations end at validBefore
         for record in self.store.in_state(State.SUBMITTED):
             self._resolve(record)
             current = self.store.get(record.id)
@@ -591,8 +622,9 @@ class Facilitator:
                 continue  # known to the node: wait for it
             except TransactionNotFound:
                 pass
-            with contextlib.suppress(Exception):
-                self.w3.eth.send_raw_transaction(record.raw_tx)
+            if now < record.valid_before:  # an expired authorization's transaction could only revert
+                with contextlib.suppress(Exception):
+                    self.w3.eth.send_raw_transaction(record.raw_tx)
             self._fail_if_unminable(record)
 
     def _fail_if_unminable(self, record: PaymentRecord) -> None:

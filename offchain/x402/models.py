@@ -71,15 +71,21 @@ class PaymentRequirements(Wire):
 
     def same_offer(self, other: PaymentRequirements) -> bool:
         """Field-by-field equality of the terms a payer accepted (addresses case-insensitive)."""
-        return (
-            self.scheme == other.scheme
-            and self.network == other.network
-            and self.asset.lower() == other.asset.lower()
-            and self.amount == other.amount
-            and self.payTo.lower() == other.payTo.lower()
-            and self.maxTimeoutSeconds == other.maxTimeoutSeconds
-            and self.extra == other.extra
-        )
+        return self.difference(other) is None
+
+    def difference(self, other: PaymentRequirements) -> str | None:
+        """The first field in which these terms differ from `other`, as `field: this, not other`
+        (None when they are the same offer); addresses compare case-insensitively."""
+        for name in ("scheme", "network", "asset", "amount", "payTo", "maxTimeoutSeconds"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if name in ("asset", "payTo"):
+                mine, theirs = str(mine).lower(), str(theirs).lower()
+            if mine != theirs:
+                return f"{name} is {getattr(self, name)!r}, not {getattr(other, name)!r}"
+        for key in sorted(set(self.extra) | set(other.extra)):
+            if self.extra.get(key) != other.extra.get(key):
+                return f"extra.{key} is {self.extra.get(key)!r}, not {other.extra.get(key)!r}"
+        return None
 
 
 class PaymentRequired(Wire):

@@ -2,15 +2,18 @@
 
 For a priced route it answers 402 with a `PAYMENT-REQUIRED` header until a request carries a
 `PAYMENT-SIGNATURE`; then it checks that the payment is for this route at this price, has the
-facilitator verify it (which reserves the authorization: a payment serves one request), runs the
-handler with its response held back, settles only if the handler succeeded, and releases the
-response with a `PAYMENT-RESPONSE` header only once settlement succeeded. A malformed header
-gets 400, a refused or unsettled payment 402, never a 5xx of ours; nothing is served unpaid.
+facilitator verify it, records it in its durable `DeliveryStore` (a payment serves one request),
+runs the handler with its response held back, settles only if the handler succeeded, and
+releases the response with a `PAYMENT-RESPONSE` header only once settlement succeeded. A payment
+settled but never handed over (the payer's connection dropped, or this server died, meanwhile)
+is served when the same payment comes back for the same resource, once. A malformed header gets
+400, a refused or unsettled payment 402, never a 5xx of ours; nothing is served unpaid.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -38,9 +41,17 @@ from offchain.x402.models import (
     decode_header,
     encode_header,
 )
+from offchain.x402.store import DeliveryStore
 
 Scope = dict[str, Any]
 
+# The largest request head (request line and headers) the HTTP server parses: a larger payment
+# header is answered 400 by the middleware (the header itself may be 16 KiB) instead of the
+# connection being closed on the client's unread bytes, which it sees as a reset.
+MAX_REQUEST_HEAD = 2 * 1024 * 1024
+
+# The x402 reason of a payment presented again (and the start of our refusals of one).
+NONCE_USED = "invalid_exact_evm_nonce_already_used"
 # Settle answers worth asking again, with the same payment, until the offer's timeout.
 _RETRY_SETTLE = {"settlement_pending", "unexpected_settle_error"}
 _RETRY_EVERY = 0.5
@@ -100,16 +111,25 @@ class FacilitatorClient:
 
 
 class PaymentMiddleware:
-    """ASGI middleware charging for the routes of `prices`, keyed by (METHOD, path)."""
+    """ASGI middleware charging for the routes of `prices`, keyed by (METHOD, path).
 
-    def __init__(self, app: Any, facilitator: FacilitatorClient, prices: dict[tuple[str, str], Price]):
+    `deliveries` is the durable record of the payments taken and whether their response was
+    handed over (in memory unless a file is given: then a payment settled but never delivered,
+    because the payer's connection dropped or this server died, is served when the same payment
+    comes back for the same resource, once, after a restart too).
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        facilitator: FacilitatorClient,
+        prices: dict[tuple[str, str], Price],
+        deliveries: DeliveryStore | None = None,
+    ):
         self.app = app
         self.facilitator = facilitator
         self.prices = {(method.upper(), path): price for (method, path), price in prices.items()}
-        # Payments whose settlement was still pending when we answered 402: if the payer comes
-        # back with the same payment once it settled, it is served then, once. (Forgotten on a
-        # restart, which errs on the side of not serving.)
-        self._pending: set[str] = set()
+        self.deliveries = deliveries or DeliveryStore()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -139,36 +159,62 @@ class PaymentMiddleware:
             )
         if payload.x402Version != X402_VERSION:
             return await _payment_required(send, resource, requirements, "x402Version must be 2")
-        if not payload.accepted.same_offer(requirements):
-            return await _payment_required(send, resource, requirements, "the payment is not for these terms")
-        if payload.resource is None or urlparse(payload.resource.url).path != scope["path"]:
+        difference = payload.accepted.difference(requirements)
+        if difference is not None:
             return await _payment_required(
-                send, resource, requirements, "the payment is for another resource"
+                send, resource, requirements, f"the payment is not for these terms: accepted.{difference}"
+            )
+        paid_path = urlparse(payload.resource.url).path if payload.resource else None
+        if paid_path != scope["path"]:
+            return await _payment_required(
+                send,
+                resource,
+                requirements,
+                f"the payment is for another resource: resource.url names {paid_path!r}",
             )
 
         request = FacilitatorRequest(paymentPayload=payload, paymentRequirements=requirements)
-        payment = _payment_key(payload)
-        if payment in self._pending:  # the same payment, back after its settlement was pending
-            return await self._serve_if_settled(
-                scope, receive, send, request, resource, requirements, payment
-            )
+        payment, digest = _payment_key(payload), _digest(payload)
+        known = self.deliveries.get(payment)
+        if known is not None:  # this payment was taken before: deliverable once if never delivered
+            if (known.resource, known.digest) != (scope["path"], digest):
+                return await _payment_required(
+                    send,
+                    resource,
+                    requirements,
+                    f"{NONCE_USED}: this authorization paid for {known.resource!r} in another payment",
+                )
+            if not self.deliveries.claim(payment):
+                return await _payment_required(
+                    send, resource, requirements, f"{NONCE_USED}: this payment was already served"
+                )
+            return await self._deliver(scope, receive, send, request, resource, requirements, payment)
+
         try:
             verdict = await self.facilitator.verify(request)
         except (FacilitatorUnavailable, ValidationError) as exc:
             return await _json(send, 503, {"error": f"payment facilitator unavailable: {exc}"}, {})
         if not verdict.isValid:
+            error = verdict.invalidReason or "invalid payment"
+            if verdict.invalidMessage:
+                error = f"{error}: {verdict.invalidMessage}"
+            return await _payment_required(send, resource, requirements, error)
+        if not self.deliveries.begin(payment, scope["path"], digest):
             return await _payment_required(
-                send, resource, requirements, verdict.invalidReason or "invalid payment"
+                send, resource, requirements, f"{NONCE_USED}: this payment is being served to another request"
             )
 
         held = _HeldResponse()
         await self.app(scope, receive, held.send)
         if held.status is None or held.status >= 400:
+            self.deliveries.forget(payment)
             return await held.release(send, {})  # the handler failed: nothing is charged
         settled = await self._settle(request, requirements)
         if not settled.success:
             if settled.errorReason in _RETRY_SETTLE:
-                self._pending.add(payment)
+                self.deliveries.undelivered(payment)  # it may settle: the same payment is served then
+            else:
+                self.deliveries.forget(payment)
             return await _payment_required(
                 send,
                 resource,
@@ -176,7 +222,50 @@ class PaymentMiddleware:
                 f"settlement failed: {settled.errorReason}",
                 {PAYMENT_RESPONSE: encode_header(settled)},
             )
+        await self._hand_over(receive, send, held, settled, payment)
+
+    async def _deliver(
+        self,
+        scope: Scope,
+        receive: Any,
+        send: Any,
+        request: FacilitatorRequest,
+        resource: ResourceInfo,
+        requirements: PaymentRequirements,
+        payment: str,
+    ) -> None:
+        """Serves a payment taken before and never delivered, once it has settled (settling is
+        idempotent: the facilitator answers with the settlement it made)."""
+        settled = await self._settle(request, requirements)
+        if not settled.success:
+            if settled.errorReason in _RETRY_SETTLE:
+                self.deliveries.undelivered(payment)
+            else:
+                self.deliveries.forget(payment)
+            return await _payment_required(
+                send,
+                resource,
+                requirements,
+                f"settlement failed: {settled.errorReason}",
+                {PAYMENT_RESPONSE: encode_header(settled)},
+            )
+        held = _HeldResponse()
+        await self.app(scope, receive, held.send)
+        if held.status is None or held.status >= 400:
+            self.deliveries.undelivered(payment)  # paid: it stays deliverable
+            return await held.release(send, {PAYMENT_RESPONSE: encode_header(settled)})
+        await self._hand_over(receive, send, held, settled, payment)
+
+    async def _hand_over(
+        self, receive: Any, send: Any, held: _HeldResponse, settled: SettleResponse, payment: str
+    ) -> None:
+        """Releases a paid response, and records the payment served only if the payer is still
+        there to receive it (otherwise it stays deliverable)."""
+        if await _client_gone(receive):
+            self.deliveries.undelivered(payment)
+            return
         await held.release(send, {PAYMENT_RESPONSE: encode_header(settled), "cache-control": "private"})
+        self.deliveries.served(payment)
 
     async def _settle(self, request: FacilitatorRequest, requirements: PaymentRequirements) -> SettleResponse:
         """Settles, asking again while the answer is pending, up to the offer's timeout."""
@@ -195,33 +284,22 @@ class PaymentMiddleware:
                 return settled
             await asyncio.sleep(_RETRY_EVERY)
 
-    async def _serve_if_settled(
-        self,
-        scope: Scope,
-        receive: Any,
-        send: Any,
-        request: FacilitatorRequest,
-        resource: ResourceInfo,
-        requirements: PaymentRequirements,
-        payment: str,
-    ) -> None:
-        """Serves a payment that was pending when first presented, once it has settled."""
-        settled = await self._settle(request, requirements)
-        if not settled.success or payment not in self._pending:
-            if settled.errorReason not in _RETRY_SETTLE:
-                self._pending.discard(payment)
-            error = (
-                f"settlement failed: {settled.errorReason}"
-                if not settled.success
-                else "payment already served"
-            )
-            return await _payment_required(
-                send, resource, requirements, error, {PAYMENT_RESPONSE: encode_header(settled)}
-            )
-        self._pending.discard(payment)  # served once, from here on
-        held = _HeldResponse()
-        await self.app(scope, receive, held.send)
-        await held.release(send, {PAYMENT_RESPONSE: encode_header(settled), "cache-control": "private"})
+
+async def _client_gone(receive: Any) -> bool:
+    """Whether the client has closed its connection (checked without waiting)."""
+    while True:
+        try:
+            message = await asyncio.wait_for(receive(), timeout=0.01)
+        except TimeoutError:
+            return False  # nothing to read: the connection is open
+        if message["type"] == "http.disconnect":
+            return True
+        # An unread part of the request's body: read on.
+
+
+def _digest(payload: PaymentPayload) -> str:
+    """Identity of the whole payment (the same header, whatever its JSON spacing)."""
+    return hashlib.sha256(json.dumps(payload.wire(), sort_keys=True).encode()).hexdigest()
 
 
 def _payment_key(payload: PaymentPayload) -> str:

@@ -388,7 +388,9 @@ def test_validity_window__bit_47_in_both_bounds__still_means_seconds(
 
 
 @pytest.mark.parametrize("form", FORMS)
-def test_validity_window__bit_47_in_one_bound__seconds_window_open_now(token, domain, chain, alice, bob, form):
+def test_validity_window__bit_47_in_one_bound__seconds_window_open_now(
+    token, domain, chain, alice, bob, form
+):
     # A seconds window whose validBefore happens to have bit 47 set (far future) is open now.
     auth, signature = _authorize(chain, domain, alice, bob, USD, valid_before=BLOCK_RANGE_FLAG | 1)
     _transfer(token, auth, signature, form, sender=bob)

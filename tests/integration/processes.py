@@ -33,8 +33,9 @@ def start_facilitator(chain, key, token, db: Path, port: int) -> subprocess.Pope
 
 
 def start_service(
-    chain, token, merchant, facilitator_url: str, port: int, price: int = 25_000
+    chain, token, merchant, facilitator_url: str, port: int, price: int = 25_000, db: Path | None = None
 ) -> subprocess.Popen:
+    """The paid weather service; `db` is its record of deliveries (a throw-away file if None)."""
     return _launch(
         "agentl2-paid-service",
         port,
@@ -44,6 +45,7 @@ def start_service(
         AGENTL2_SERVICE_PAY_TO=merchant.address,
         AGENTL2_SERVICE_PRICE=str(price),
         AGENTL2_SERVICE_PORT=str(port),
+        AGENTL2_SERVICE_DB_PATH=str(db) if db else ":memory:",
     )
 
 

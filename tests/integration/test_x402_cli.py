@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from offchain.x402.client import X402Client
+from offchain.x402.models import PAYMENT_SIGNATURE
 from tests.integration.processes import ROOT, free_port, start_facilitator, start_service
 
 
@@ -44,3 +47,23 @@ def test_cli_facilitator__refuses_to_start_without_a_key(tmp_path):
         check=False,
     )
     assert result.returncode == 2 and "AGENTL2_FACILITATOR_PRIVATE_KEY" in result.stderr
+
+
+def test_one_megabyte_payment_header__gets_a_4xx_not_a_reset(
+    chain, token, merchant, facilitator_key, tmp_path
+):
+    facilitator_port, service_port = free_port(), free_port()
+    facilitator = start_facilitator(chain, facilitator_key, token, tmp_path / "f.sqlite", facilitator_port)
+    service = start_service(chain, token, merchant, f"http://127.0.0.1:{facilitator_port}", service_port)
+    try:
+        response = httpx.get(
+            f"http://127.0.0.1:{service_port}/weather",
+            headers={PAYMENT_SIGNATURE: "A" * 1_000_000},
+            timeout=30,
+        )
+        assert response.status_code == 400
+        assert "payment header longer than 16 KiB" in response.json()["error"]
+    finally:
+        for process in (service, facilitator):
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)

@@ -13,6 +13,7 @@ from hexbytes import HexBytes
 
 from offchain.serving import BackgroundServer
 from offchain.x402 import facilitator as reasons
+from offchain.x402.clock import execution_clock
 from offchain.x402.eip3009 import TransferAuthorization, authorize_transfer, cancel_digest, sign_digest
 from offchain.x402.facilitator import settler_gas_needed
 from offchain.x402.facilitator_app import create_app
@@ -35,7 +36,7 @@ def _request(
     price, key, *, to=None, value=PRICE, valid_before=None, valid_after=0, requirements=None, chain=None
 ):
     requirements = requirements or price.requirements()
-    now = chain.pending_timestamp  # the time the next block will have, as the facilitator judges
+    now = execution_clock(chain.provider.web3)  # the time the next block can have, as the facilitator judges
     auth, signature = authorize_transfer(
         key,
         price.asset,
@@ -478,6 +479,12 @@ def _idle(chain, seconds: int) -> None:
     chain.provider.make_request("evm_increaseTime", [seconds])
 
 
+def _mine_at(chain, timestamp) -> None:
+    """Mines a block at `timestamp`, and the next ones after it (whatever the wall clock says)."""
+    chain.provider.make_request("evm_setNextBlockTimestamp", [int(timestamp)])
+    chain.provider.make_request("evm_mine", [])
+
+
 def test_verify__authorization_expired_by_the_execution_clock__is_refused_and_nothing_sent(
     w3, facilitator_key, token, funded, merchant, price, chain, tmp_path
 ):
@@ -500,3 +507,84 @@ def test_verify__authorization_expired_by_the_execution_clock__is_refused_and_no
     finally:
         facilitator.stop()
         chain.provider.make_request("evm_mine", [])
+
+
+# -- waste and griefing (finding 11) ----------------------------------------------------------------
+
+
+def test_restart__stored_transaction_of_an_expired_authorization__is_not_sent_again(
+    w3, facilitator_key, token, funded, merchant, price, chain, tmp_path, monkeypatch
+):
+    db = tmp_path / "f.sqlite"
+    first = make_facilitator(w3, facilitator_key, token, db)
+    first.stop()
+    request, _ = _request(price, funded.private_key, chain=chain, valid_before=execution_clock(w3) + 30)
+    assert first.verify(request).isValid
+    (record,) = first.store.in_state(State.RESERVED)
+    assert first.store.claim(record.id)
+    with monkeypatch.context() as patch:  # the process dies after storing the signed transaction
+        patch.setattr(first.w3.eth, "send_raw_transaction", lambda raw: None)
+        first._send(record, request, deadline=time.monotonic() + 0.2)
+    _mine_at(chain, record.valid_before + 1)  # the authorization has expired
+    signer = Account.from_key(facilitator_key).address
+    sent_before, paid_before = w3.eth.get_transaction_count(signer), token.balanceOf(merchant)
+
+    second = make_facilitator(w3, facilitator_key, token, db)  # start() reconciles
+    second.stop()
+    assert w3.eth.get_transaction_count(signer) == sent_before  # not re-sent to revert
+    (failed,) = second.store.in_state(State.FAILED)
+    assert failed.id == record.id
+    answer = second.settle(request)
+    assert answer.success is False and answer.errorReason == reasons.TRANSACTION_FAILED
+    assert token.balanceOf(merchant) == paid_before
+
+
+def test_verify__twenty_authorizations_of_a_payer_who_can_afford_one__reserve_one(
+    w3, facilitator_key, token, deployer, merchant, price, chain, tmp_path
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    payer = Account.create()
+    token.mint(payer.address, PRICE, sender=deployer)
+    facilitator = make_facilitator(w3, facilitator_key, token, tmp_path / "f.sqlite")
+    requests_ = [_request(price, payer.key, chain=chain)[0] for _ in range(20)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        verdicts = list(pool.map(facilitator.verify, requests_))
+    assert sum(v.isValid for v in verdicts) == 1, verdicts
+    assert {v.invalidReason for v in verdicts if not v.isValid} == {reasons.INSUFFICIENT_BALANCE}
+    signer = Account.from_key(facilitator_key).address
+    sent_before, paid_before = w3.eth.get_transaction_count(signer), token.balanceOf(merchant)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(facilitator.settle, requests_))
+    assert sum(a.success for a in answers) == 1
+    assert w3.eth.get_transaction_count(signer) == sent_before + 1  # no transaction sent to revert
+    assert token.balanceOf(merchant) - paid_before == PRICE
+    facilitator.stop()
+
+
+def test_reservation__ends_at_valid_before_and_frees_the_payers_balance(
+    w3, facilitator_key, token, deployer, price, chain, tmp_path
+):
+    payer = Account.create()
+    token.mint(payer.address, PRICE, sender=deployer)
+    facilitator = make_facilitator(w3, facilitator_key, token, tmp_path / "f.sqlite")
+    reserved, _ = _request(price, payer.key, chain=chain, valid_before=execution_clock(w3) + 20)
+    assert facilitator.verify(reserved).isValid  # reserved, never settled
+    second, _ = _request(price, payer.key, chain=chain)
+    assert facilitator.verify(second).invalidReason == reasons.INSUFFICIENT_BALANCE
+    _mine_at(chain, int(reserved.paymentPayload.payload["authorization"]["validBefore"]) + 1)
+    facilitator.reconcile()
+    (expired,) = facilitator.store.in_state(State.FAILED)
+    assert expired.error.startswith(reasons.VALID_BEFORE)
+    third, _ = _request(price, payer.key, chain=chain)
+    assert facilitator.verify(third).isValid  # the expired reservation no longer holds the balance
+    facilitator.stop()
+
+
+def test_verify__refusal_names_the_field_that_does_not_match(facilitator_server, funded, price, chain):
+    request, _ = _request(price, funded.private_key, chain=chain)
+    other = request.paymentPayload.accepted.model_copy(update={"maxTimeoutSeconds": 5})
+    payload = request.paymentPayload.model_copy(update={"accepted": other})
+    verdict = _post(facilitator_server, "/verify", request.model_copy(update={"paymentPayload": payload}))
+    assert verdict["invalidReason"] == reasons.INVALID_REQUIREMENTS
+    assert verdict["invalidMessage"].startswith("accepted.maxTimeoutSeconds is 5, not 60")

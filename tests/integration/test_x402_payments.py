@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -12,15 +13,22 @@ import pytest
 import requests
 from eth_account import Account
 
+from offchain.serving import BackgroundServer
 from offchain.x402.client import PaymentRefused, X402Client
+from offchain.x402.example_service import create_service
 from offchain.x402.models import (
     PAYMENT_REQUIRED,
     PAYMENT_RESPONSE,
     PAYMENT_SIGNATURE,
+    FacilitatorRequest,
+    PaymentPayload,
     PaymentRequired,
     SettleResponse,
     decode_header,
+    encode_header,
 )
+from offchain.x402.server import FacilitatorClient, _payment_key
+from offchain.x402.store import Delivery
 from tests.integration.conftest import PRICE
 
 
@@ -195,3 +203,69 @@ def test_our_client__on_an_idle_chain__pays_and_is_served(service, token, funded
     assert paid.response.status_code == 200, paid.response.text
     assert paid.settlement is not None and paid.settlement.success
     assert _balances(token, funded, merchant) == [before[0] - PRICE, before[1] + PRICE]
+
+
+# -- paid but not served (finding 10), griefing and refusals (finding 11) -------------------------
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_paid_while_the_connection_dropped__same_header_is_served_once(
+    facilitator_server, token, funded, merchant, price, w3, chain
+):
+    service = create_service(FacilitatorClient(facilitator_server.url), price)
+    with BackgroundServer(service) as server:
+        header = _signed_header(server, funded, w3)
+        payment = _payment_key(decode_header(header, PaymentPayload))
+        before = _balances(token, funded, merchant)
+        chain.provider.make_request("evm_setAutomine", [False])
+        try:
+            # The payer gives up while the settlement is under way: its connection is closed.
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.get(f"{server.url}/weather", headers={PAYMENT_SIGNATURE: header}, timeout=1.5)
+            chain.provider.make_request("evm_mine", [])
+        finally:
+            chain.provider.make_request("evm_setAutomine", [True])
+        _wait_for(lambda: (service.deliveries.get(payment) or _Nothing).state == Delivery.OPEN)
+        assert _balances(token, funded, merchant) == [before[0] - PRICE, before[1] + PRICE]  # paid
+
+        served = httpx.get(f"{server.url}/weather", headers={PAYMENT_SIGNATURE: header}, timeout=30)
+        assert served.status_code == 200 and "city" in served.json()
+        assert decode_header(served.headers[PAYMENT_RESPONSE], SettleResponse).success
+        again = httpx.get(f"{server.url}/weather", headers={PAYMENT_SIGNATURE: header}, timeout=30)
+        assert again.status_code == 402 and "already served" in again.json()["error"]
+        assert _balances(token, funded, merchant) == [before[0] - PRICE, before[1] + PRICE]  # once
+
+
+class _Nothing:
+    state = None
+
+
+def test_header_verified_by_someone_else_first__still_pays_the_payers_own_request(
+    service, facilitator_server, token, funded, merchant, w3
+):
+    header = _signed_header(service, funded, w3)
+    payload = decode_header(header, PaymentPayload)
+    request = FacilitatorRequest(paymentPayload=payload, paymentRequirements=payload.accepted)
+    # Someone who saw the header verifies it first, which reserves it at the facilitator.
+    grief = httpx.post(f"{facilitator_server.url}/verify", json=request.wire()).json()
+    assert grief["isValid"] is True
+    before = _balances(token, funded, merchant)
+    response = httpx.get(f"{service.url}/weather", headers={PAYMENT_SIGNATURE: header}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert _balances(token, funded, merchant) == [before[0] - PRICE, before[1] + PRICE]
+
+
+def test_refusal_of_other_terms__names_the_field_that_does_not_match(service, funded, w3):
+    client = X402Client(funded.private_key, w3, max_amount=PRICE)
+    required = decode_header(httpx.get(f"{service.url}/weather").headers[PAYMENT_REQUIRED], PaymentRequired)
+    cheaper = required.accepts[0].model_copy(update={"amount": str(PRICE - 1)})
+    header = encode_header(client._pay(cheaper, required))
+    response = httpx.get(f"{service.url}/weather", headers={PAYMENT_SIGNATURE: header})
+    assert response.status_code == 402
+    assert f"accepted.amount is '{PRICE - 1}', not '{PRICE}'" in response.json()["error"]
