@@ -13,7 +13,9 @@
        so no one else can take a request's hash first (front-running a request to
        block it is not possible: a copy names the same agent and validator);
      - an agent's owner, operators and wallet cannot validate the agent;
-     - URIs and tags are bounded, lists are bounded or paged;
+     - URIs and tags are bounded, lists are bounded or paged: an agent may make
+       any number of requests, its list and `getSummary` cover its latest 1024
+       (older ones stay readable by hash);
      - a request's fixed fields share one storage slot.
      Every revert carries a reason of the form "validation: ...".
 """
@@ -30,8 +32,8 @@ MAX_URI_BYTES: public(constant(uint256)) = 2048
 MAX_TAG_BYTES: public(constant(uint256)) = 32
 # @notice Highest response score.
 MAX_RESPONSE: public(constant(uint8)) = 100
-# @notice Most requests one agent may make (its list is then read in one call).
-MAX_REQUESTS_PER_AGENT: public(constant(uint256)) = 1024
+# @notice How many of an agent's latest requests its list and summary cover.
+AGENT_REQUEST_WINDOW: public(constant(uint256)) = 1024
 # @notice Largest page of a validator's requests.
 MAX_PAGE: public(constant(uint256)) = 1000
 # @notice Most validators one summary query may name.
@@ -57,12 +59,14 @@ _agent: HashMap[bytes32, uint256]
 _responseHash: HashMap[bytes32, bytes32]
 # requestHash => latest tag, left-aligned (its length is in the packed word).
 _tag: HashMap[bytes32, bytes32]
-# agentId => its requests, oldest first.
-_agentRequests: HashMap[uint256, DynArray[bytes32, MAX_REQUESTS_PER_AGENT]]
+# agentId => position % AGENT_REQUEST_WINDOW => requestHash (a ring of its latest requests).
+_agentRequests: HashMap[uint256, HashMap[uint256, bytes32]]
 # validator => position => requestHash.
 _validatorRequests: HashMap[address, HashMap[uint256, bytes32]]
 # validator => number of requests naming it.
 _validatorRequestCount: HashMap[address, uint256]
+# agentId => number of requests it ever made.
+_agentRequestCount: HashMap[uint256, uint256]
 
 
 event ValidationRequest:
@@ -113,11 +117,12 @@ def validationRequest(
     assert staticcall _IDENTITY.getAgentWallet(agentId) != validatorAddress, "validation: self-validation"
     assert requestHash == self._request_hash(validatorAddress, agentId, requestURI), "validation: bad request hash"
     assert self._packed[requestHash] == 0, "validation: request exists"
-    assert len(self._agentRequests[agentId]) < MAX_REQUESTS_PER_AGENT, "validation: request limit reached"
 
     self._packed[requestHash] = convert(validatorAddress, uint256)
     self._agent[requestHash] = agentId
-    self._agentRequests[agentId].append(requestHash)
+    made: uint256 = self._agentRequestCount[agentId]
+    self._agentRequests[agentId][made % AGENT_REQUEST_WINDOW] = requestHash
+    self._agentRequestCount[agentId] = made + 1
     position: uint256 = self._validatorRequestCount[validatorAddress]
     self._validatorRequests[validatorAddress][position] = requestHash
     self._validatorRequestCount[validatorAddress] = position + 1
@@ -205,7 +210,7 @@ def getSummary(
     tag: String[MAX_TAG_BYTES],
 ) -> (uint64, uint8):
     """
-    @notice Count and mean score of the agent's answered requests.
+    @notice Count and mean score of the agent's answered requests, among its latest 1024.
     @param agentId The agent.
     @param validatorAddresses Only answers from these (at most 100), or empty for any.
     @param tag Only answers with this tag, or "" for any.
@@ -214,7 +219,8 @@ def getSummary(
     """
     count: uint256 = 0
     total: uint256 = 0
-    for request_hash: bytes32 in self._agentRequests[agentId]:
+    latest: DynArray[bytes32, AGENT_REQUEST_WINDOW] = self._latest(agentId)
+    for request_hash: bytes32 in latest:
         packed: uint256 = self._packed[request_hash]
         if packed & _RESPONDED_BIT == 0:
             continue
@@ -231,13 +237,24 @@ def getSummary(
 
 @view
 @external
-def getAgentValidations(agentId: uint256) -> DynArray[bytes32, MAX_REQUESTS_PER_AGENT]:
+def getAgentValidations(agentId: uint256) -> DynArray[bytes32, AGENT_REQUEST_WINDOW]:
     """
-    @notice The agent's requests, oldest first (at most 1024).
+    @notice The agent's latest requests (at most 1024), oldest first.
     @param agentId The agent.
     @return The request hashes.
     """
-    return self._agentRequests[agentId]
+    return self._latest(agentId)
+
+
+@view
+@external
+def getAgentRequestCount(agentId: uint256) -> uint256:
+    """
+    @notice How many requests the agent ever made (its list holds the latest 1024).
+    @param agentId The agent.
+    @return The count.
+    """
+    return self._agentRequestCount[agentId]
 
 
 @view
@@ -320,6 +337,21 @@ def _tag_of(request_hash: bytes32, packed: uint256) -> String[MAX_TAG_BYTES]:
     if length == 0:
         return ""
     return convert(slice(self._tag[request_hash], 0, length), String[MAX_TAG_BYTES])
+
+
+@view
+@internal
+def _latest(agent_id: uint256) -> DynArray[bytes32, AGENT_REQUEST_WINDOW]:
+    made: uint256 = self._agentRequestCount[agent_id]
+    first: uint256 = 0
+    if made > AGENT_REQUEST_WINDOW:
+        first = made - AGENT_REQUEST_WINDOW
+    latest: DynArray[bytes32, AGENT_REQUEST_WINDOW] = []
+    for position: uint256 in range(first, first + AGENT_REQUEST_WINDOW, bound=AGENT_REQUEST_WINDOW):
+        if position >= made:
+            break
+        latest.append(self._agentRequests[agent_id][position % AGENT_REQUEST_WINDOW])
+    return latest
 
 
 @view

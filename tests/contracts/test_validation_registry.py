@@ -10,7 +10,6 @@ HASH = b"\x22" * 32
 URI = "ipfs://request-1"
 ZERO = "0x" + "00" * 20
 # Storage slots of ValidationRegistry's state (vyper -f layout).
-AGENT_REQUESTS_SLOT = 4
 VALIDATOR_COUNT_SLOT = 6
 
 
@@ -95,11 +94,28 @@ def test_validation_request__twice__fails(validation, agent_id, alice, validator
         _request(validation, agent_id, alice, validator)
 
 
-def test_validation_request__limit_per_agent__fails(chain, validation, agent_id, alice, validator):
-    limit = validation.MAX_REQUESTS_PER_AGENT()
-    set_storage(chain, validation.address, vyper_hashmap_slot(agent_id, AGENT_REQUESTS_SLOT), limit)
-    with ape.reverts("validation: request limit reached"):
-        _request(validation, agent_id, alice, validator)
+def test_validation_request__beyond_1024_per_agent__accepted_list_and_summary_cover_the_latest(
+    project, deployer, identity, validation, agent_id, alice, validator
+):
+    # A busy agent is never refused (its 1025th request was): its list and summary are the
+    # latest 1024 requests; older ones stay readable by hash.
+    window = validation.AGENT_REQUEST_WINDOW()
+    requester = deployer.deploy(project.validation_requester_mock)
+    identity.setApprovalForAll(requester, True, sender=alice)
+    for first in range(0, window, 128):
+        requester.requestMany(validation, validator, agent_id, "ipfs://busy/", first, 128, sender=alice)
+    oldest = bytes(validation.computeRequestHash(validator, agent_id, "ipfs://busy/0"))
+    validation.validationResponse(oldest, 10, "", HASH, "", sender=validator)
+    assert validation.getSummary(agent_id, [], "") == (1, 10)
+
+    newest, _ = _request(validation, agent_id, alice, validator)
+    validation.validationResponse(newest, 90, "", HASH, "", sender=validator)
+    assert validation.getAgentRequestCount(agent_id) == window + 1
+    listed = [bytes(h) for h in validation.getAgentValidations(agent_id)]
+    assert len(listed) == window and listed[-1] == newest and oldest not in listed
+    assert listed[0] == bytes(validation.computeRequestHash(validator, agent_id, "ipfs://busy/1"))
+    assert validation.getSummary(agent_id, [], "") == (1, 90)  # the oldest left the window
+    assert validation.getValidationStatus(oldest)[2] == 10
 
 
 # -- validationResponse --------------------------------------------------------------------------
