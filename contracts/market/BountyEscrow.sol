@@ -6,6 +6,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 
 // Libraries
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 // Interfaces
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
@@ -19,14 +20,19 @@ import {IWorkAttester} from "../interfaces/IWorkAttester.sol";
 ///         when the poster accepts, when the named ERC-8004 validator's response reaches the
 ///         threshold, or when the poster stays silent past the review window. A rejection can be
 ///         disputed before a named arbiter. A missed deadline or a lost dispute slashes the stake
-///         to the funders. Service bounty: a budget paid per unit of work that a named attester
-///         contract counts (e.g. finalized batches per sequencer), at a fixed rate, to any number
-///         of workers (at most 64), for work paid out before the term ends, within the budget.
+///         to those who funded the bounty before the claim (never to the claimant itself). A claim
+///         without a stake is not exclusive: the poster may reopen it until the work is submitted.
+///         Service bounty: a budget paid per unit of work that a named attester contract counts
+///         (e.g. finalized batches per sequencer), at a fixed rate, to up to 64 workers at a time,
+///         for work paid out before the term ends, within the budget. Workers may leave; the poster
+///         curates (removes a worker the attester has counted nothing for since it joined) and may
+///         cancel while no current worker has served.
 /// @dev    Money only leaves through `withdraw` (payouts and stakes, credited first) and `refund`
-///         (funders' pro-rata share of what a closed bounty did not pay out, the last funder
-///         taking the rounding dust). `owed[asset]` always equals what the escrow still owes in
-///         that asset, and so its balance: fee-on-transfer tokens are refused at funding.
-///         No owner, nothing upgradeable. Reverts carry "escrow: ..." reasons.
+///         (funders' pro-rata share of what a closed bounty did not pay out, plus their share of a
+///         slashed stake, the last funder of each taking the rounding dust). `owed[asset]` always
+///         equals what the escrow still owes in that asset, and so its balance: fee-on-transfer
+///         tokens are refused at funding. No owner, nothing upgradeable. Reverts carry
+///         "escrow: ..." reasons.
 contract BountyEscrow is ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -100,6 +106,15 @@ contract BountyEscrow is ReentrancyGuardTransient {
         uint64 rejectedAt;
         uint256 agentId;
         bytes32 validationRequest; // the request a validator must answer: about the deliverable
+        uint64 answersFrom; // earliest answer time (registry's lastUpdate) that counts
+    }
+
+    /// @notice Who shares a slashed stake: the funders before the claim, the claimant excepted.
+    struct StakePool {
+        uint256 base; // their funding at the claim
+        uint32 sharers; // how many they are
+        uint32 refunds; // how many took their share
+        uint256 refunded; // stake refunded so far
     }
 
     /// @notice A service's terms.
@@ -112,6 +127,7 @@ contract BountyEscrow is ReentrancyGuardTransient {
     /// @notice A worker of a service bounty.
     struct Worker {
         bool joined;
+        bool removed; // by the poster: may not join again
         uint256 agentId;
         uint256 unitsBase; // attested units when joining (earlier work is not paid)
         uint256 unitsPaid;
@@ -123,7 +139,7 @@ contract BountyEscrow is ReentrancyGuardTransient {
     /// @notice Longest review window.
     uint64 public constant MAX_REVIEW_WINDOW = 30 days;
 
-    /// @notice Most workers of one service bounty.
+    /// @notice Most workers of one service bounty at a time.
     uint256 public constant MAX_WORKERS = 64;
 
     /// @notice Longest spec or deliverable URI, in bytes.
@@ -152,6 +168,15 @@ contract BountyEscrow is ReentrancyGuardTransient {
     mapping(uint256 id => Service) private _services;
     mapping(uint256 id => mapping(address worker => Worker)) private _workers;
 
+    /// @dev Slashed stakes' sharers, per task.
+    mapping(uint256 id => StakePool) private _stakePools;
+
+    /// @dev Funding given while a staked task was claimed (it has no share of the stake).
+    mapping(uint256 id => mapping(address funder => uint256)) private _lateContribution;
+
+    /// @dev Position + 1 of a current worker in its service's list.
+    mapping(uint256 id => mapping(address worker => uint256)) private _workerSlot;
+
     /// @dev Validation requests already bound to a bounty's submission (one request, one bounty).
     mapping(bytes32 requestHash => bool) private _validationTaken;
 
@@ -160,6 +185,7 @@ contract BountyEscrow is ReentrancyGuardTransient {
     );
     event Funded(uint256 indexed id, address indexed funder, uint256 amount);
     event Claimed(uint256 indexed id, address indexed claimant, uint256 agentId, uint256 stake);
+    event Reopened(uint256 indexed id, address indexed claimant);
     event Submitted(uint256 indexed id, address indexed claimant, string deliverableURI, bytes32 deliverableHash);
     event Rejected(uint256 indexed id, address indexed poster);
     event Disputed(uint256 indexed id, address indexed claimant);
@@ -168,6 +194,8 @@ contract BountyEscrow is ReentrancyGuardTransient {
     event StakeReturned(uint256 indexed id, address indexed claimant, uint256 amount);
     event StakeSlashed(uint256 indexed id, address indexed claimant, uint256 amount);
     event Joined(uint256 indexed id, address indexed worker, uint256 agentId, uint256 unitsBase);
+    event Left(uint256 indexed id, address indexed worker);
+    event WorkerRemoved(uint256 indexed id, address indexed worker);
     event PaidOut(uint256 indexed id, address indexed worker, uint256 units, uint256 amount);
     event Closed(uint256 indexed id, uint256 refundable);
     event Refunded(uint256 indexed id, address indexed funder, uint256 amount);
@@ -218,7 +246,9 @@ contract BountyEscrow is ReentrancyGuardTransient {
         _fund(id, p.amount);
     }
 
-    /// @notice Adds funds to an open bounty (crowdfunding); refunds are pro rata.
+    /// @notice Adds funds to an open bounty (crowdfunding); refunds are pro rata. Funding a task
+    ///         while it is claimed adds to the claimant's pay but has no share of its stake if
+    ///         slashed: the stake goes to those who funded before the claim.
     /// @param id The bounty.
     /// @param amount How much (for ETH, send exactly this).
     function fund(uint256 id, uint256 amount) external payable nonReentrant {
@@ -226,6 +256,7 @@ contract BountyEscrow is ReentrancyGuardTransient {
         require(b.status == Status.Open || b.status == Status.Claimed, "escrow: not fundable");
         require(block.timestamp <= b.deadline, "escrow: deadline passed");
         _fund(id, amount);
+        if (b.status == Status.Claimed && _tasks[id].stake != 0) _lateContribution[id][msg.sender] += amount;
     }
 
     // -------------------------------------------------------------------------------------------
@@ -245,10 +276,34 @@ contract BountyEscrow is ReentrancyGuardTransient {
         if (b.agentsOnly || agentId != 0) _requireAgent(agentId);
         _pull(b.asset, task.stake);
         owed[b.asset] += task.stake;
+        if (task.stake != 0) {
+            // A staked claim is never reopened: this is the task's only claim. Its stake, if
+            // slashed, goes to the funders so far, pro rata, the claimant's own funding excepted.
+            uint256 own = contributionOf[id][msg.sender];
+            StakePool storage pool = _stakePools[id];
+            pool.base = b.funded - own;
+            pool.sharers = own == 0 ? b.funders : b.funders - 1;
+        }
         task.claimant = msg.sender;
         task.agentId = agentId;
         b.status = Status.Claimed;
         emit Claimed(id, msg.sender, agentId, task.stake);
+    }
+
+    /// @notice The poster reopens a task claimed without a stake, before the work is submitted:
+    ///         a claim that risks nothing does not hold the task (anyone may claim it again).
+    /// @param id The bounty.
+    function reopen(uint256 id) external {
+        Bounty storage b = _kind(id, Kind.Task);
+        Task storage task = _tasks[id];
+        require(b.status == Status.Claimed, "escrow: not claimed");
+        require(msg.sender == b.poster, "escrow: not the poster");
+        require(task.stake == 0, "escrow: claim is staked");
+        address claimant = task.claimant;
+        task.claimant = address(0);
+        task.agentId = 0;
+        b.status = Status.Open;
+        emit Reopened(id, claimant);
     }
 
     /// @notice Delivers the work before the deadline. With a validator named, the validation
@@ -269,6 +324,16 @@ contract BountyEscrow is ReentrancyGuardTransient {
             require(!_validationTaken[request], "escrow: deliverable already submitted to another bounty");
             _validationTaken[request] = true;
             task.validationRequest = request;
+            // An answer given in this same second counts only if the request had no answer from
+            // this second at submission: timestamps cannot order a submission and an answer of
+            // one second, but an answer absent now and present later came after the submission.
+            // (A catch for lack of gas is not possible: the 1/64 left could not finish this call.)
+            task.answersFrom = uint64(block.timestamp);
+            try _VALIDATION.getValidationStatus(request) returns (
+                address, uint256, uint8, bytes32, string memory, uint256 lastUpdate
+            ) {
+                if (lastUpdate >= block.timestamp) task.answersFrom = uint64(block.timestamp) + 1;
+            } catch {} // not requested yet: no answer so far
         }
         task.submittedAt = uint64(block.timestamp);
         b.status = Status.Submitted;
@@ -288,7 +353,8 @@ contract BountyEscrow is ReentrancyGuardTransient {
     ///         outranks the poster: it also overturns a rejection, disputed or not.
     /// @dev The request must be the one for this bounty's deliverable (recorded at submission,
     ///      so it names the bounty's validator and the claimant's agent, and bound to this bounty
-    ///      alone), answered after the submission, at or above the threshold.
+    ///      alone), its latest answer given after the submission (`answersFrom`), at or above the
+    ///      threshold. The answer is read once: a later change does not undo a completion.
     /// @param id The bounty.
     /// @param requestHash The validation request.
     function acceptByValidation(uint256 id, bytes32 requestHash) external {
@@ -303,7 +369,7 @@ contract BountyEscrow is ReentrancyGuardTransient {
         require(requestHash == task.validationRequest && requestHash != 0, "escrow: wrong validation");
         (,, uint8 response,,, uint256 lastUpdate) = _VALIDATION.getValidationStatus(requestHash);
         require(lastUpdate != 0, "escrow: validation not answered");
-        require(lastUpdate >= task.submittedAt, "escrow: validation predates submission");
+        require(lastUpdate >= task.answersFrom, "escrow: validation predates submission");
         require(response >= task.threshold, "escrow: below threshold");
         _complete(id, b);
     }
@@ -349,12 +415,21 @@ contract BountyEscrow is ReentrancyGuardTransient {
         }
     }
 
-    /// @notice Poster cancels a task nobody claimed yet; funders can then refund.
+    /// @notice The poster cancels a task nobody claimed, or a service no current worker has
+    ///         served (the attester counted no unit for any of them since it joined); funders can
+    ///         then refund. Work paid out before stays paid.
     /// @param id The bounty.
     function cancel(uint256 id) external {
-        Bounty storage b = _kind(id, Kind.Task);
+        Bounty storage b = _bounty(id);
         require(b.status == Status.Open, "escrow: not open");
         require(msg.sender == b.poster, "escrow: not the poster");
+        if (b.kind == Kind.Service) {
+            address[] storage workers = _services[id].workers;
+            uint256 count = workers.length; // at most MAX_WORKERS
+            for (uint256 i; i < count; ++i) {
+                require(!_served(id, workers[i]), "escrow: a worker has served");
+            }
+        }
         _close(id, b);
     }
 
@@ -403,14 +478,45 @@ contract BountyEscrow is ReentrancyGuardTransient {
         require(b.status == Status.Open && block.timestamp <= b.deadline, "escrow: not open");
         Worker storage w = _workers[id][msg.sender];
         require(!w.joined, "escrow: already joined");
+        require(!w.removed, "escrow: removed by the poster");
         Service storage service = _services[id];
         require(service.workers.length < MAX_WORKERS, "escrow: too many workers");
         if (b.agentsOnly || agentId != 0) _requireAgent(agentId);
         w.joined = true;
         w.agentId = agentId;
         w.unitsBase = IWorkAttester(service.attester).unitsOf(msg.sender);
+        w.unitsPaid = 0; // a worker who left and comes back starts afresh
         service.workers.push(msg.sender);
+        _workerSlot[id][msg.sender] = service.workers.length;
         emit Joined(id, msg.sender, agentId, w.unitsBase);
+    }
+
+    /// @notice A worker leaves a service bounty, freeing its place; while the term runs, what it
+    ///         is due is credited first (units the budget cannot pay are given up). It may join
+    ///         again later, paid only for work attested from then on.
+    /// @param id The bounty.
+    function leave(uint256 id) external nonReentrant {
+        Bounty storage b = _kind(id, Kind.Service);
+        require(b.status == Status.Open, "escrow: not open");
+        require(_workers[id][msg.sender].joined, "escrow: not a worker");
+        if (block.timestamp <= b.deadline) _payOut(id, b, msg.sender);
+        _drop(id, msg.sender);
+        emit Left(id, msg.sender);
+    }
+
+    /// @notice The poster removes a worker the attester has counted no unit for since it joined
+    ///         (curation, e.g. of places taken by idle addresses); it may not join this bounty again.
+    /// @param id The bounty.
+    /// @param worker The worker.
+    function removeWorker(uint256 id, address worker) external {
+        Bounty storage b = _kind(id, Kind.Service);
+        require(b.status == Status.Open, "escrow: not open");
+        require(msg.sender == b.poster, "escrow: not the poster");
+        require(_workers[id][worker].joined, "escrow: not a worker");
+        require(!_served(id, worker), "escrow: worker has served");
+        _workers[id][worker].removed = true;
+        _drop(id, worker);
+        emit WorkerRemoved(id, worker);
     }
 
     /// @notice Credits a worker for the units attested since the last payout, within the budget.
@@ -429,16 +535,30 @@ contract BountyEscrow is ReentrancyGuardTransient {
     // Money out
     // -------------------------------------------------------------------------------------------
 
-    /// @notice A funder takes back its share of what a closed bounty did not pay out.
+    /// @notice A funder takes back its share of what a closed bounty did not pay out, pro rata to
+    ///         its funding, and, if the claim's stake was slashed and it funded before the claim
+    ///         (and is not the claimant), its share of the stake, pro rata to that earlier funding.
+    ///         The last funder of each takes the rounding dust.
     /// @param id The bounty.
     function refund(uint256 id) external nonReentrant {
         Bounty storage b = _bounty(id);
         require(b.status == Status.Closed, "escrow: not closed");
         uint256 contribution = contributionOf[id][msg.sender];
         require(contribution != 0, "escrow: nothing to refund");
+        uint256 late = _lateContribution[id][msg.sender];
         contributionOf[id][msg.sender] = 0;
-        uint256 pot = b.funded + b.slashed - b.paid;
-        uint256 share = ++b.refunds == b.funders ? pot - b.refunded : pot * contribution / b.funded;
+        if (late != 0) _lateContribution[id][msg.sender] = 0;
+        StakePool storage pool = _stakePools[id];
+        uint256 pot = b.funded - b.paid;
+        uint256 share =
+            ++b.refunds == b.funders ? pot - (b.refunded - pool.refunded) : Math.mulDiv(pot, contribution, b.funded);
+        if (b.slashed != 0 && contribution != late && msg.sender != _tasks[id].claimant) {
+            uint256 stakeShare = ++pool.refunds == pool.sharers
+                ? b.slashed - pool.refunded
+                : Math.mulDiv(b.slashed, contribution - late, pool.base);
+            pool.refunded += stakeShare;
+            share += stakeShare;
+        }
         b.refunded += share;
         emit Refunded(id, msg.sender, share);
         _send(b.asset, msg.sender, share);
@@ -600,6 +720,23 @@ contract BountyEscrow is ReentrancyGuardTransient {
         b.paid += amount;
         _credit(b.asset, worker, amount);
         emit PaidOut(id, worker, units, amount);
+    }
+
+    /// @dev Whether the attester counted a unit for `worker` since it joined.
+    function _served(uint256 id, address worker) private view returns (bool) {
+        return IWorkAttester(_services[id].attester).unitsOf(worker) > _workers[id][worker].unitsBase;
+    }
+
+    /// @dev Takes a worker off its service's list (swap with the last, then pop).
+    function _drop(uint256 id, address worker) private {
+        _workers[id][worker].joined = false;
+        address[] storage workers = _services[id].workers;
+        uint256 slot = _workerSlot[id][worker];
+        address last = workers[workers.length - 1];
+        workers[slot - 1] = last;
+        _workerSlot[id][last] = slot;
+        workers.pop();
+        delete _workerSlot[id][worker];
     }
 
     function _requireAgent(uint256 agentId) private view {

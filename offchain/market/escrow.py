@@ -168,7 +168,12 @@ class Escrow:
     def resolve(self, arbiter: Any, bounty_id: int, claimant_wins: bool) -> None:
         transact(self.contract, "resolve", bounty_id, claimant_wins, sender=arbiter)
 
+    def reopen(self, poster: Any, bounty_id: int) -> None:
+        """Reopens a task claimed without a stake, before the work is submitted."""
+        transact(self.contract, "reopen", bounty_id, sender=poster)
+
     def cancel(self, poster: Any, bounty_id: int) -> None:
+        """Closes an unclaimed task, or a service no current worker has served."""
         transact(self.contract, "cancel", bounty_id, sender=poster)
 
     def finalize(self, caller: Any, bounty_id: int) -> None:
@@ -178,6 +183,20 @@ class Escrow:
 
     def join(self, worker: Any, bounty_id: int, agent_id: int = 0) -> None:
         transact(self.contract, "join", bounty_id, agent_id, sender=worker)
+
+    def leave(self, worker: Any, bounty_id: int) -> int:
+        """Leaves a service bounty; returns what was credited on the way out (0 if nothing)."""
+        receipt = transact(self.contract, "leave", bounty_id, sender=worker)
+        logs = list(receipt.decode_logs(self.contract.PaidOut))
+        return int(logs[0].amount) if logs else 0
+
+    def remove_worker(self, poster: Any, bounty_id: int, worker: str) -> None:
+        """The poster removes a worker the attester has counted nothing for since it joined."""
+        transact(self.contract, "removeWorker", bounty_id, worker, sender=poster)
+
+    def workers(self, bounty_id: int) -> list[str]:
+        """The service's current workers."""
+        return [str(worker) for worker in view(self.contract, "getService", bounty_id)[2]]
 
     def pay_out(self, caller: Any, bounty_id: int, worker: str) -> int:
         """Credits what the worker is due; returns the amount (0 if nothing was due)."""
@@ -278,7 +297,17 @@ class BountyFeed:
         if head < self._next_block:
             return self.bounties
         contract = self.escrow.contract
-        names = ("BountyCreated", "Funded", "Claimed", *self._STATUS, "Joined", "PaidOut")
+        names = (
+            "BountyCreated",
+            "Funded",
+            "Claimed",
+            "Reopened",
+            *self._STATUS,
+            "Joined",
+            "Left",
+            "WorkerRemoved",
+            "PaidOut",
+        )
         logs = []
         for name in names:
             logs.extend(getattr(contract, name).range(self._next_block, head + 1))
@@ -313,6 +342,10 @@ class BountyFeed:
             bounty.funded += args["amount"]
         elif name == "Joined":
             bounty.workers.append(str(args["worker"]))
+        elif name in ("Left", "WorkerRemoved"):
+            bounty.workers.remove(str(args["worker"]))
+        elif name == "Reopened":
+            bounty.status, bounty.claimant, bounty.agent_id = Status.OPEN, None, None
         elif name == "PaidOut":
             bounty.paid += args["amount"]
         else:

@@ -322,6 +322,7 @@ def test_task__created_crowdfunded_claimed_submitted_accepted__pays_claimant_eve
         "rejectedAt": 0,
         "agentId": 0,
         "validationRequest": ZERO_HASH,
+        "answersFrom": 0,
     }
     assert escrow.contributionOf(bounty_id, alice) == 10 * unit
     assert escrow.owed(money.address) == 10 * unit == money.balance(escrow)
@@ -957,7 +958,13 @@ def test_service__joined_paid_out_capped_finalized__pays_attested_work_within_bu
     receipt = escrow.join(bounty_id, 0, **_by(carol))
     assert _log(receipt, escrow.Joined)["unitsBase"] == 0
     assert escrow.getService(bounty_id) == (attester.address, 3 * unit, [bob.address, carol.address])
-    assert _worker(escrow, bounty_id, bob) == {"joined": True, "agentId": 0, "unitsBase": 5, "unitsPaid": 0}
+    assert _worker(escrow, bounty_id, bob) == {
+        "joined": True,
+        "removed": False,
+        "agentId": 0,
+        "unitsBase": 5,
+        "unitsPaid": 0,
+    }
 
     # units since joining, at the rate
     attester.record(bob, 10, sender=deployer)
@@ -1341,9 +1348,19 @@ def test_resolve__refused__fails(escrow, chain, deployer, alice, carol, refused)
             escrow.resolve(bounty_id, claimant_wins, **_by(sender))
 
 
-def test_cancel__refused__fails(escrow, attester, chain, deployer, alice, carol, mallory, refused):
+def test_cancel__refused__fails(escrow, attester, chain, deployer, alice, bob, carol, mallory, refused):
+    with refused("escrow: unknown bounty"):
+        escrow.cancel(99, **_by(alice))
     service_id = _service(escrow, chain, alice, attester)
-    with refused("escrow: wrong kind", service_id):
+    escrow.join(service_id, 0, **_by(bob))
+    with refused("escrow: not the poster", service_id):
+        escrow.cancel(service_id, **_by(mallory))
+    attester.record(bob, 1, sender=deployer)  # bob serves: the poster is held to the term
+    with refused("escrow: a worker has served", service_id):
+        escrow.cancel(service_id, **_by(alice))
+    _warp(chain, _bounty(escrow, service_id)["deadline"] + 1)
+    escrow.finalize(service_id, **_by(mallory))
+    with refused("escrow: not open", service_id):
         escrow.cancel(service_id, **_by(alice))
     for stage in ("claimed", "closed"):
         bounty_id = _stage(escrow, chain, stage, alice, carol, deployer)
@@ -1447,3 +1464,320 @@ def test_views__unknown_bounty_or_wrong_kind__fail(escrow, attester, chain, depl
     for view in (escrow.getBounty, escrow.getTask, escrow.getService, escrow.remaining):
         with ape.reverts("escrow: unknown bounty"):
             view(99)
+
+
+# -- 9. findings of the outside review (issue 10) and the decisions around them -------------------
+
+
+def test_refund__slashed_stake__goes_to_the_funders_before_the_claim_never_back_to_the_claimant(
+    escrow, money, chain, deployer, alice, bob, carol
+):
+    # Finding 1: carol claims, then funds the bounty heavily just before missing her deadline, to
+    # take most of her own slashed stake back pro rata. Bob funds late too, in good faith.
+    unit = money.unit
+    deadline = chain.pending_timestamp + WEEK
+    params = _terms(chain, deployer, asset=money.address, amount=2 * unit, deadline=deadline, stake=unit)
+    bounty_id = escrow.createTask(params, **money.pay(alice, escrow, 2 * unit)).return_value
+    escrow.claim(bounty_id, 0, **money.pay(carol, escrow, unit))
+    _warp(chain, deadline - 60)
+    escrow.fund(bounty_id, 18 * unit, **money.pay(carol, escrow, 18 * unit))
+    escrow.fund(bounty_id, unit, **money.pay(bob, escrow, unit))
+    _warp(chain, deadline + 1)
+    receipt = escrow.finalize(bounty_id, **_by(deployer))
+    assert _log(receipt, escrow.StakeSlashed)["amount"] == unit
+
+    # each gets back exactly what it put in, and alice, the only funder before the claim, the stake
+    refunds = {}
+    for who in (carol, bob, alice):
+        refunds[who.address] = _log(escrow.refund(bounty_id, **_by(who)), escrow.Refunded)["amount"]
+    assert refunds == {carol.address: 18 * unit, bob.address: unit, alice.address: 3 * unit}
+    assert escrow.owed(money.address) == 0 == money.balance(escrow)
+
+
+def test_refund__slashed_stake__claimants_own_funding_before_the_claim_has_no_share(
+    escrow, chain, deployer, alice, bob, carol
+):
+    # carol funds before claiming (1 of 4 ETH) and then misses the deadline: the stake goes to
+    # alice and bob in proportion 1 : 2; carol gets back her funding, not a wei of her stake.
+    deadline = chain.pending_timestamp + WEEK
+    bounty_id = _post(escrow, chain, alice, deployer, deadline=deadline, stake=3 * 10**17)
+    escrow.fund(bounty_id, 2 * ETHER, **_by(bob, 2 * ETHER))
+    escrow.fund(bounty_id, ETHER, **_by(carol, ETHER))
+    _claim(escrow, bounty_id, carol, stake=3 * 10**17)
+    _warp(chain, deadline + 1)
+    escrow.finalize(bounty_id, **_by(deployer))
+    got = {}
+    for who in (alice, carol, bob):
+        got[who.address] = _log(escrow.refund(bounty_id, **_by(who)), escrow.Refunded)["amount"]
+    assert got == {alice.address: ETHER + 10**17, bob.address: 2 * ETHER + 2 * 10**17, carol.address: ETHER}
+    assert _bounty(escrow, bounty_id)["refunded"] == 4 * ETHER + 3 * 10**17
+    assert escrow.owed(ZERO) == 0 == escrow.balance
+
+
+def test_service__places_taken_by_idle_workers__poster_removes_them_and_the_real_worker_joins(
+    escrow, attester, accounts, chain, deployer, alice, bob, refused
+):
+    # Finding 2: 64 fresh addresses join at no cost and the real worker is refused.
+    bounty_id = _service(escrow, chain, alice, attester)
+    fakes = [accounts.generate_test_account() for _ in range(MAX_WORKERS)]
+    for fake in fakes:
+        escrow.join(bounty_id, 0, **_by(fake))
+    with refused("escrow: too many workers", bounty_id):
+        escrow.join(bounty_id, 0, **_by(bob))
+
+    receipt = escrow.removeWorker(bounty_id, fakes[3], **_by(alice))
+    assert _log(receipt, escrow.WorkerRemoved) == {"id": bounty_id, "worker": fakes[3].address}
+    assert _worker(escrow, bounty_id, fakes[3])["removed"] is True
+    workers = escrow.getService(bounty_id)[2]
+    assert len(workers) == MAX_WORKERS - 1 and fakes[3].address not in workers
+    assert workers[3] == fakes[-1].address  # the last one took its place
+    with refused("escrow: removed by the poster", bounty_id):
+        escrow.join(bounty_id, 0, **_by(fakes[3]))
+    escrow.join(bounty_id, 0, **_by(bob))
+
+    attester.record(bob, 3, sender=deployer)  # bob serves: he is no longer the poster's to remove
+    with refused("escrow: worker has served", bounty_id):
+        escrow.removeWorker(bounty_id, bob, **_by(alice))
+    escrow.payOut(bounty_id, bob, **_by(bob))
+    assert escrow.withdrawable(ZERO, bob) == 3 * ETHER // 10
+
+
+def test_cancel__service_no_current_worker_serves__closes_and_funders_refund(
+    escrow, attester, accounts, chain, deployer, alice, bob, carol
+):
+    # Finding 2, the way out: idle workers cannot hold the budget until the term ends.
+    bounty_id = _service(escrow, chain, alice, attester)
+    escrow.fund(bounty_id, ETHER, **_by(bob, ETHER))
+    escrow.join(bounty_id, 0, **_by(carol))
+    attester.record(carol, 2, sender=deployer)
+    escrow.leave(bounty_id, **_by(carol))  # served, was paid, and left: no one serves now
+    assert escrow.withdrawable(ZERO, carol) == 2 * ETHER // 10
+    for _ in range(3):
+        escrow.join(bounty_id, 0, **_by(accounts.generate_test_account()))
+
+    receipt = escrow.cancel(bounty_id, **_by(alice))
+    assert _log(receipt, escrow.Closed) == {"id": bounty_id, "refundable": 2 * ETHER - 2 * ETHER // 10}
+    assert _bounty(escrow, bounty_id)["status"] == CLOSED
+    alice_refund = _log(escrow.refund(bounty_id, **_by(alice)), escrow.Refunded)["amount"]
+    bob_refund = _log(escrow.refund(bounty_id, **_by(bob)), escrow.Refunded)["amount"]
+    assert alice_refund == bob_refund == (2 * ETHER - 2 * ETHER // 10) // 2
+    escrow.withdraw(ZERO, **_by(carol))
+    assert escrow.owed(ZERO) == 0 == escrow.balance
+
+
+def test_leave__credits_what_is_due_frees_the_place_and_a_return_starts_afresh(
+    escrow, attester, chain, deployer, alice, bob, carol
+):
+    bounty_id = _service(escrow, chain, alice, attester)
+    escrow.join(bounty_id, 0, **_by(bob))
+    escrow.join(bounty_id, 0, **_by(carol))
+    attester.record(bob, 4, sender=deployer)
+    receipt = escrow.leave(bounty_id, **_by(bob))
+    assert _log(receipt, escrow.PaidOut) == {
+        "id": bounty_id,
+        "worker": bob.address,
+        "units": 4,
+        "amount": 4 * ETHER // 10,
+    }
+    assert _log(receipt, escrow.Left) == {"id": bounty_id, "worker": bob.address}
+    assert escrow.getService(bounty_id)[2] == [carol.address]
+    assert _worker(escrow, bounty_id, bob)["joined"] is False
+
+    attester.record(bob, 2, sender=deployer)  # done while away: never paid
+    escrow.join(bounty_id, 0, **_by(bob))
+    assert _worker(escrow, bounty_id, bob) == {
+        "joined": True,
+        "removed": False,
+        "agentId": 0,
+        "unitsBase": 6,
+        "unitsPaid": 0,
+    }
+    attester.record(bob, 1, sender=deployer)
+    escrow.payOut(bounty_id, bob, **_by(bob))
+    assert escrow.withdrawable(ZERO, bob) == 5 * ETHER // 10
+
+    _warp(chain, _bounty(escrow, bounty_id)["deadline"] + 1)  # after the term: leaves, nothing paid
+    attester.record(carol, 1, sender=deployer)
+    receipt = escrow.leave(bounty_id, **_by(carol))
+    assert not list(receipt.decode_logs(escrow.PaidOut))
+    assert escrow.getService(bounty_id)[2] == [bob.address]
+
+
+def test_leave_and_remove_worker__refused__fail(
+    escrow, attester, chain, deployer, alice, bob, carol, mallory, refused
+):
+    task_id = _stage(escrow, chain, "open", alice, carol, deployer)
+    with refused("escrow: wrong kind", task_id):
+        escrow.leave(task_id, **_by(bob))
+    with refused("escrow: wrong kind", task_id):
+        escrow.removeWorker(task_id, bob, **_by(alice))
+    with refused("escrow: unknown bounty"):
+        escrow.leave(99, **_by(bob))
+    bounty_id = _service(escrow, chain, alice, attester)
+    escrow.join(bounty_id, 0, **_by(bob))
+    with refused("escrow: not a worker", bounty_id):
+        escrow.leave(bounty_id, **_by(carol))
+    with refused("escrow: not a worker", bounty_id):
+        escrow.removeWorker(bounty_id, carol, **_by(alice))
+    with refused("escrow: not the poster", bounty_id):
+        escrow.removeWorker(bounty_id, bob, **_by(mallory))
+    _warp(chain, _bounty(escrow, bounty_id)["deadline"] + 1)
+    escrow.finalize(bounty_id, **_by(mallory))
+    with refused("escrow: not open", bounty_id):
+        escrow.leave(bounty_id, **_by(bob))
+    with refused("escrow: not open", bounty_id):
+        escrow.removeWorker(bounty_id, bob, **_by(alice))
+
+
+def test_reopen__claim_without_stake__poster_reopens_and_another_claims(
+    escrow, chain, deployer, alice, carol, mallory
+):
+    # Finding 3: mallory claims a stake-free task first, to sit on it until the deadline.
+    bounty_id = _post(escrow, chain, alice, deployer, stake=0)
+    _claim(escrow, bounty_id, mallory, stake=0)
+    receipt = escrow.reopen(bounty_id, **_by(alice))
+    assert _log(receipt, escrow.Reopened) == {"id": bounty_id, "claimant": mallory.address}
+    assert _bounty(escrow, bounty_id)["status"] == OPEN
+    assert (_task(escrow, bounty_id)["claimant"], _task(escrow, bounty_id)["agentId"]) == (ZERO, 0)
+
+    _claim(escrow, bounty_id, carol, stake=0)
+    escrow.submit(bounty_id, WORK_URI, WORK_HASH, **_by(carol))
+    escrow.accept(bounty_id, **_by(alice))
+    assert escrow.withdrawable(ZERO, carol) == ETHER
+
+
+def test_reopen__refused__fails(escrow, attester, chain, deployer, alice, carol, mallory, refused):
+    with refused("escrow: unknown bounty"):
+        escrow.reopen(99, **_by(alice))
+    service_id = _service(escrow, chain, alice, attester)
+    with refused("escrow: wrong kind", service_id):
+        escrow.reopen(service_id, **_by(alice))
+    staked = _stage(escrow, chain, "claimed", alice, carol, deployer)  # the stake buys the claim
+    with refused("escrow: claim is staked", staked):
+        escrow.reopen(staked, **_by(alice))
+    free = _post(escrow, chain, alice, deployer, stake=0)
+    with refused("escrow: not claimed", free):
+        escrow.reopen(free, **_by(alice))
+    _claim(escrow, free, carol, stake=0)
+    with refused("escrow: not the poster", free):
+        escrow.reopen(free, **_by(mallory))
+    escrow.submit(free, WORK_URI, WORK_HASH, **_by(carol))
+    with refused("escrow: not claimed", free):  # delivered: the poster reviews it instead
+        escrow.reopen(free, **_by(alice))
+
+
+def test_accept_by_validation__agent_with_1024_earlier_requests__still_pays(
+    project, escrow, registries, identity, chain, agent_id, deployer, alice, bob, validator, mallory
+):
+    # Finding 7: a busy agent's 1025th validation request must still be possible.
+    requester = deployer.deploy(project.validation_requester_mock)
+    identity.setApprovalForAll(requester, True, sender=alice)
+    for first in range(0, 1024, 128):
+        requester.requestMany(
+            registries.validation, validator, agent_id, "ipfs://busy/", first, 128, sender=alice
+        )
+    assert registries.validation.getAgentRequestCount(agent_id) == 1024
+
+    bounty_id = _agent_task(escrow, chain, bob, deployer, validator)
+    _claim(escrow, bounty_id, alice, agent_id)
+    escrow.submit(bounty_id, WORK_URI, WORK_HASH, **_by(alice))
+    request = registries.request_validation(alice, agent_id, validator.address, WORK_URI)
+    registries.respond_validation(validator, request, 90)
+    escrow.acceptByValidation(bounty_id, request, **_by(mallory))
+    assert escrow.withdrawable(ZERO, alice) == ETHER + STAKE
+
+
+def test_refund__amounts_whose_product_overflows_256_bits__refunds_exactly(
+    project, escrow, chain, deployer, alice, bob
+):
+    # Finding 8: pot * contribution overflowed, and then no one could refund.
+    big = deployer.deploy(project.large_supply_token_mock)
+    amounts = {alice: 2**200, bob: 3 * 2**200}
+    for who, amount in amounts.items():
+        big.mint(who, amount, sender=deployer)
+        big.approve(escrow, amount, **_by(who))
+    bounty_id = escrow.createTask(
+        _terms(chain, deployer, asset=big.address, amount=amounts[alice]), **_by(alice)
+    ).return_value
+    escrow.fund(bounty_id, amounts[bob], **_by(bob))
+    escrow.cancel(bounty_id, **_by(alice))
+    for who, amount in amounts.items():
+        assert _log(escrow.refund(bounty_id, **_by(who)), escrow.Refunded)["amount"] == amount
+        assert big.balanceOf(who) == amount
+    assert escrow.owed(big.address) == 0 == big.balanceOf(escrow)
+
+
+def _one_block(chain, *sends) -> list:
+    """Sends each call (a function taking ape transaction arguments) into one block; the receipts."""
+    chain.provider.make_request("evm_setAutomine", [False])
+    try:
+        hashes = [send(required_confirmations=0, gas_limit=GAS).txn_hash for send in sends]
+    finally:
+        chain.provider.make_request("evm_setAutomine", [True])
+    chain.mine()
+    receipts = [chain.provider.get_receipt(txn_hash) for txn_hash in hashes]
+    assert len({receipt.block_number for receipt in receipts}) == 1
+    assert all(not receipt.failed for receipt in receipts)
+    return receipts
+
+
+def test_accept_by_validation__answer_in_the_submission_second__counts_only_if_given_after_it(
+    escrow, registries, chain, agent_id, deployer, alice, bob, validator, mallory, refused
+):
+    # Decision: an answer given in the second of the submission counts if the request had no
+    # answer from that second when the work was submitted (it came after); otherwise it may
+    # predate the submission and the validator answers again.
+    validation = registries.validation
+    before = _agent_task(escrow, chain, bob, deployer, validator)
+    _claim(escrow, before, alice, agent_id)
+    request = registries.request_validation(alice, agent_id, validator.address, WORK_URI)
+    _one_block(
+        chain,
+        lambda **tx: validation.validationResponse(request, 100, "", ZERO_HASH, "", sender=validator, **tx),
+        lambda **tx: escrow.submit(before, WORK_URI, WORK_HASH, sender=alice, **tx),
+    )
+    submitted_at = _task(escrow, before)["submittedAt"]
+    assert registries.validation_status(request).last_update == submitted_at
+    assert _task(escrow, before)["answersFrom"] == submitted_at + 1
+    with refused("escrow: validation predates submission", before):
+        escrow.acceptByValidation(before, request, **_by(mallory))
+
+    after = _agent_task(escrow, chain, bob, deployer, validator)
+    _claim(escrow, after, alice, agent_id)
+    uri = WORK_URI + "#after"
+    request = bytes(validation.computeRequestHash(validator, agent_id, uri))
+    nonce = alice.nonce  # alice sends two transactions into the block
+    _one_block(
+        chain,
+        lambda **tx: escrow.submit(after, uri, WORK_HASH, sender=alice, nonce=nonce, **tx),
+        lambda **tx: validation.validationRequest(
+            validator, agent_id, uri, request, sender=alice, nonce=nonce + 1, **tx
+        ),
+        lambda **tx: validation.validationResponse(request, 100, "", ZERO_HASH, "", sender=validator, **tx),
+    )
+    assert _task(escrow, after)["answersFrom"] == _task(escrow, after)["submittedAt"]
+    escrow.acceptByValidation(after, request, **_by(mallory))
+    assert _bounty(escrow, after)["status"] == COMPLETED
+
+
+def test_accept_by_validation__answer_changed_after_completion__payout_stands(
+    escrow, registries, chain, agent_id, deployer, alice, bob, validator, mallory, refused
+):
+    # Decision: the answer is read when the bounty completes; a later change undoes nothing (it
+    # stays in the registry for reputation). Before completion, the latest answer counts.
+    bounty_id = _agent_task(escrow, chain, bob, deployer, validator)
+    _claim(escrow, bounty_id, alice, agent_id)
+    escrow.submit(bounty_id, WORK_URI, WORK_HASH, **_by(alice))
+    request = registries.request_validation(alice, agent_id, validator.address, WORK_URI)
+    registries.respond_validation(validator, request, 90)
+    registries.respond_validation(validator, request, 10)  # changed its mind before anyone accepted
+    with refused("escrow: below threshold", bounty_id):
+        escrow.acceptByValidation(bounty_id, request, **_by(mallory))
+    registries.respond_validation(validator, request, 85)
+    escrow.acceptByValidation(bounty_id, request, **_by(mallory))
+
+    registries.respond_validation(validator, request, 0)  # and again, after the payout
+    assert _bounty(escrow, bounty_id)["status"] == COMPLETED
+    assert escrow.withdrawable(ZERO, alice) == ETHER + STAKE
+    with refused("escrow: nothing to accept", bounty_id):
+        escrow.acceptByValidation(bounty_id, request, **_by(mallory))

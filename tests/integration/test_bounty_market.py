@@ -89,6 +89,37 @@ def test_service_bounty__workers_paid_per_attested_unit(project, escrow, deploye
     )
 
 
+def test_feed__reopened_task_and_workers_who_leave_or_are_removed(
+    project, escrow, deployer, chain, alice, bob, carol, mallory
+):
+    feed = BountyFeed(escrow)
+    free = TaskTerms(
+        amount=REWARD, deadline=chain.pending_timestamp + DAY, arbiter=carol.address, review_window=DAY
+    )
+    task = escrow.create_task(alice, free)  # no stake: the poster may take the task back
+    escrow.claim(mallory, task)
+    assert feed.sync()[task].claimant == mallory.address
+    escrow.reopen(alice, task)
+    assert [b.id for b in feed.open(Kind.TASK)] == [task] and feed.bounties[task].claimant is None
+
+    attester = deployer.deploy(project.work_attester_mock)
+    terms = ServiceTerms(
+        amount=10 * REWARD, term_end=chain.pending_timestamp + DAY, attester=attester.address, rate=REWARD
+    )
+    service = escrow.create_service(alice, terms)
+    for worker in (bob, carol, mallory):
+        escrow.join(worker, service)
+    attester.record(bob, 2, sender=deployer)
+    assert escrow.leave(bob, service) == 2 * REWARD  # paid on the way out
+    escrow.remove_worker(alice, service, mallory.address)  # never served: curated out
+    with pytest.raises(ContractReverted, match="escrow: removed by the poster"):
+        escrow.join(mallory, service)
+    assert feed.sync()[service].workers == escrow.workers(service) == [carol.address]
+    escrow.cancel(alice, service)  # carol has not served: the poster may end it
+    assert feed.sync()[service].status == Status.CLOSED
+    assert escrow.refund(alice, service) == 8 * REWARD
+
+
 def test_client_errors__are_typed_and_readable(escrow, chain, alice, bob, mallory, registries):
     terms = TaskTerms(
         amount=REWARD, deadline=chain.pending_timestamp + DAY, arbiter=mallory.address, review_window=DAY
