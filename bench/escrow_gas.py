@@ -3,7 +3,8 @@
 On a fresh anvil chain (ape-foundry starts and stops it) this deploys the ERC-8004 registries,
 AgentUSD and the escrow, walks a task bounty through its happy path (create, crowdfund, claim
 with stake, submit, accept, withdraw), its dispute path (reject, dispute, resolve, refund) and a
-service bounty (create, join, pay out one unit, pay out after more work), and prints gasUsed per
+service bounty (create, join, pay out one unit, pay out after more work, remove an idle worker,
+leave, cancel), and prints gasUsed per
 step (21k base included) for an ETH bounty and an ERC-20 one side by side, with their ratio.
 
 Run from the repository root:  python bench/escrow_gas.py
@@ -82,6 +83,11 @@ def _walk(escrow, token, attester, asset: str, unit: int) -> dict[str, int]:
     gas["payOut (first unit)"] = escrow.payOut(bounty, worker, sender=other).gas_used
     attester.record(worker, 1, sender=accounts.test_accounts[0])
     gas["payOut (next unit)"] = escrow.payOut(bounty, worker, sender=other).gas_used
+    escrow.join(bounty, 0, sender=other)
+    gas["removeWorker (idle)"] = escrow.removeWorker(bounty, other, sender=poster).gas_used
+    attester.record(worker, 1, sender=accounts.test_accounts[0])
+    gas["leave (paid on the way out)"] = escrow.leave(bounty, sender=worker).gas_used
+    gas["cancel (service no one serves)"] = escrow.cancel(bounty, sender=poster).gas_used
     return gas
 
 
