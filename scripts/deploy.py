@@ -1,7 +1,8 @@
 """`ape run deploy`: deploys our L1 contracts and records them in the deployments file.
 
-The ERC-8004 registries, AgentUSD (the deployer holds its admin and minter roles) and the
-BatchSettler. On a local chain the first test account deploys; elsewhere name one with --account.
+The ERC-8004 registries, AgentUSD (the deployer holds its admin and minter roles), the
+BatchSettler, and the RollupFactory with the implementations its rollups clone (`ape run rollup
+new` spins one up). On a local chain the first test account deploys; elsewhere name one with --account.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from offchain.chain.accounts import sender_or_default
 from offchain.chain.deployments import save_deployment
 from offchain.errors import AgentL2Error
 from offchain.identity.registries import Erc8004
+from offchain.rollup.factory import RollupFactory
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Deploy the Agent L2 contracts")
@@ -27,8 +29,15 @@ def cli(cli_ctx, account):
     registries = Erc8004.deploy(deployer)
     token = deployer.deploy(project.AgentUSD, deployer.address)
     settler = deployer.deploy(project.BatchSettler)
+    factory = RollupFactory.deploy(deployer, str(registries.identity.address))
     record = registries.deployment(deployer)
-    record.contracts.update({"AgentUSD": str(token.address), "BatchSettler": str(settler.address)})
+    record.contracts.update(
+        {
+            "AgentUSD": str(token.address),
+            "BatchSettler": str(settler.address),
+            "RollupFactory": str(factory.contract.address),
+        }
+    )
     path = save_deployment(record)
     for name, address in record.contracts.items():
         click.echo(f"{name:<20} {address}")

@@ -19,7 +19,7 @@ def _name(contract: ContractInstance) -> str:
 
 
 @contextmanager
-def _translated(contract: ContractInstance, function: str) -> Iterator[None]:
+def translated(contract: ContractInstance, function: str) -> Iterator[None]:
     """Turns ape/web3 errors of one call into ours, with the contract's revert reason."""
     try:
         yield
@@ -35,11 +35,18 @@ def _translated(contract: ContractInstance, function: str) -> Iterator[None]:
 
 
 def transact(
-    contract: ContractInstance, function: str, *args: Any, sender: Any, value: int = 0
+    contract: ContractInstance,
+    function: str,
+    *args: Any,
+    sender: Any,
+    value: int = 0,
+    gas_limit: int | None = None,
 ) -> ReceiptAPI:
-    """Sends `contract.function(*args)` from `sender` (with `value` wei); a revert raises `ContractReverted`."""
-    with _translated(contract, function):
-        receipt = getattr(contract, function)(*args, sender=sender, value=value)
+    """Sends `contract.function(*args)` from `sender` (with `value` wei, and the gas limit the
+    network's settings choose unless given); a revert raises `ContractReverted`."""
+    extra = {} if gas_limit is None else {"gas_limit": gas_limit}
+    with translated(contract, function):
+        receipt = getattr(contract, function)(*args, sender=sender, value=value, **extra)
     if receipt.failed:
         raise ContractReverted(_name(contract), function, None)
     return receipt
@@ -47,7 +54,7 @@ def transact(
 
 def view(contract: ContractInstance, function: str, *args: Any) -> Any:
     """Calls a view; a revert raises `ContractReverted`."""
-    with _translated(contract, function):
+    with translated(contract, function):
         return getattr(contract, function)(*args)
 
 

@@ -12,7 +12,7 @@ from ape import chain
 from ape.contracts import ContractInstance
 from pydantic import BaseModel
 
-from offchain.chain.calls import event, transact, view
+from offchain.chain.calls import event, transact, translated, view
 from offchain.errors import InvalidInput
 from offchain.hashing import keccak
 from offchain.l2.batch import Batch
@@ -21,6 +21,7 @@ from offchain.rollup.params import RollupParams
 
 ETH = "0x0000000000000000000000000000000000000000"
 ZERO_ROOT = b"\x00" * 32
+SEED_MARGIN = 4 * 26_000
 
 
 class Claim(BaseModel):
@@ -142,7 +143,22 @@ class Inbox:
         data = batch.encode() if isinstance(batch, Batch) else batch
         if len(claimed_root) != 32:
             raise InvalidInput("a state root is 32 bytes")
-        receipt = transact(self.contract, "appendBatch", data, claimed_root, sender=sender, value=bond)
+        # The sequencer set records the seeds of epochs begun since its last call: estimated in an
+        # epoch's last block and mined in the next, the append records one more (about 26k gas
+        # each, at most four), so the estimate gets that margin.
+        with translated(self.contract, "appendBatch"):
+            estimate = self.contract.appendBatch.estimate_gas_cost(
+                data, claimed_root, sender=sender, value=bond
+            )
+        receipt = transact(
+            self.contract,
+            "appendBatch",
+            data,
+            claimed_root,
+            sender=sender,
+            value=bond,
+            gas_limit=estimate + SEED_MARGIN,
+        )
         return int(event(receipt, self.contract, "BatchAppended").index)
 
     def propose_root(self, sender: Any, index: int, root: bytes, bond: int = 0) -> None:

@@ -6,7 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
+
+from tests.integration.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,8 +35,9 @@ def test_deploy__records_the_registries(tmp_path):
         "ValidationRegistry",
         "AgentUSD",
         "BatchSettler",
+        "RollupFactory",
     }
-    assert len(set(record["contracts"].values())) == 5
+    assert len(set(record["contracts"].values())) == 6
 
 
 def test_faucet__without_a_deployment__fails_clearly(tmp_path):
@@ -48,3 +54,71 @@ def test_demo__pays_rates_posts_bounties_and_prints_the_tables(tmp_path):
     assert "Payments on L1" in out and "Bounties" in out and "completed" in out
     record = json.loads((tmp_path / "ethereum_local.json").read_text())
     assert {"AgentUSD", "BatchSettler", "BountyEscrow"} <= set(record["contracts"])
+
+
+def test_rollup__new_deposit_and_withdraw_on_one_chain(tmp_path):
+    """deploy, `rollup new`, `rollup deposit`, then `rollup withdraw` (refused: nothing is final),
+    each its own process against one anvil, as a user runs them."""
+    port = free_port()
+    anvil = subprocess.Popen(
+        [str(ROOT / "node_modules" / ".bin" / "anvil"), "--port", str(port), "--silent"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        network = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _rpc(port) is None:
+            time.sleep(0.2)
+        assert _ape_run("deploy", "--network", network, deployments=tmp_path).returncode == 0
+        created = _ape_run("rollup", "new", "--network", network, "--chain-id", "4242", deployments=tmp_path)
+        assert created.returncode == 0, created.stderr + created.stdout
+        assert "rollup 4242: inbox 0x" in created.stdout
+        again = _ape_run("rollup", "new", "--network", network, "--chain-id", "4242", deployments=tmp_path)
+        assert again.returncode != 0 and "factory: chain id taken" in again.stderr + again.stdout
+        to = "0x" + "22" * 20
+        deposited = _ape_run(
+            "rollup",
+            "deposit",
+            "--network",
+            network,
+            "--chain-id",
+            "4242",
+            "--to",
+            to,
+            "--amount",
+            "0.5",
+            deployments=tmp_path,
+        )
+        assert deposited.returncode == 0, deposited.stderr + deposited.stdout
+        assert "queued as entry 0" in deposited.stdout
+        withdrawn = _ape_run(
+            "rollup",
+            "withdraw",
+            "--network",
+            network,
+            "--chain-id",
+            "4242",
+            "--l2-account",
+            to,
+            "--nonce",
+            "0",
+            deployments=tmp_path,
+        )
+        assert (
+            withdrawn.returncode != 0
+            and "no claim of this rollup is final yet" in withdrawn.stderr + withdrawn.stdout
+        )
+    finally:
+        anvil.terminate()
+        anvil.wait(timeout=10)
+
+
+def _rpc(port: int) -> str | None:
+    try:
+        response = httpx.post(
+            f"http://127.0.0.1:{port}", json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=1
+        )
+        return response.json()["result"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None

@@ -16,6 +16,7 @@ from offchain.l2.codec import Deposit, Transfer, Withdraw, decode, encode
 from offchain.l2.queue import consume, deposit_record
 from offchain.l2.signing import sign, transfer_digest, withdraw_digest
 from offchain.l2.stf import State, Status, withdrawal_key
+from offchain.rollup.derive import Derivation, DerivationError
 from offchain.rollup.inbox import Withdrawal
 from tests.contracts.rollup.conftest import CHAIN_ID, L2_ADDRS, L2_KEYS
 
@@ -456,3 +457,26 @@ def test_views__queue_entry_bounds(inbox, alice, chain):
     inbox.deposit_eth(alice, L2_ADDRS[0], 1)
     record_hash, queued_at = inbox.contract.queueEntry(0)
     assert (bytes(record_hash), queued_at) == (keccak(deposit_record(0, L2_ADDRS[0], ETH, 1)), _now(chain))
+
+
+def test_derivation__replays_l1_data_and_proves_a_withdrawal_the_inbox_pays(
+    chain, inbox, sequencer, alice, bob, mallory, params
+):
+    inbox.deposit_eth(alice, L2_ADDRS[0], 10**18)
+    deposit = decode(inbox.pending_queue()[0].record)
+    inbox.append_batch(sequencer, Batch((_block(chain, deposit),)))  # data only: roots come later
+    withdraw = _withdraw(inbox, 0, 3 * 10**17, bob.address, 0)
+    inbox.append_batch(sequencer, Batch((_block(chain, withdraw, _transfer(inbox, 0, L2_ADDRS[1], 5, 1)),)))
+    derivation = Derivation(inbox, CHAIN_ID)
+    assert derivation.sync() == 2
+    inbox.propose_root(sequencer, 0, derivation.root(0))
+    inbox.propose_root(sequencer, 1, derivation.root(1))
+    chain.mine(1, deltatime=params.challenge_window)
+    inbox.finalize(mallory)
+    leaf, proof = derivation.withdrawal_proof(1, L2_ADDRS[0], 0)
+    assert (leaf.amount, leaf.recipient) == (3 * 10**17, bob.address)
+    before = bob.balance
+    inbox.finalize_withdrawal(mallory, 1, leaf, proof)
+    assert bob.balance == before + 3 * 10**17
+    with pytest.raises(DerivationError, match="no withdrawal"):
+        derivation.withdrawal_proof(1, L2_ADDRS[0], 1)
