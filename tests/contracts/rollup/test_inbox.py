@@ -16,6 +16,7 @@ from offchain.l2.codec import Deposit, Transfer, Withdraw, decode, encode
 from offchain.l2.queue import consume, deposit_record
 from offchain.l2.signing import sign, transfer_digest, withdraw_digest
 from offchain.l2.stf import State, Status, withdrawal_key
+from offchain.market.escrow import Escrow, ServiceTerms
 from offchain.rollup.derive import Derivation, DerivationError
 from offchain.rollup.inbox import Withdrawal
 from tests.contracts.rollup.conftest import CHAIN_ID, L2_ADDRS, L2_KEYS
@@ -480,3 +481,21 @@ def test_derivation__replays_l1_data_and_proves_a_withdrawal_the_inbox_pays(
     assert bob.balance == before + 3 * 10**17
     with pytest.raises(DerivationError, match="no withdrawal"):
         derivation.withdrawal_proof(1, L2_ADDRS[0], 1)
+
+
+def test_escrow__a_service_bounty_pays_the_sequencer_per_final_batch(
+    project, chain, deployer, registries, inbox, sequencer, sequencer_set, mallory, params
+):
+    escrow = Escrow.deploy(deployer, registries)
+    terms = ServiceTerms(
+        amount=10**18, term_end=_now(chain) + 86_400, attester=inbox.address, rate=10**16, spec_uri="slots"
+    )
+    bounty = escrow.create_service(deployer, terms)
+    agent_id = int(sequencer_set.getOperator(sequencer).agentId)
+    escrow.join(sequencer, bounty, agent_id)
+    for root in (b"\x01" * 32, b"\x02" * 32):
+        inbox.append_batch(sequencer, Batch((_block(chain),)), root)
+    assert escrow.pay_out(mallory, bounty, sequencer.address) == 0  # nothing final yet
+    chain.mine(1, deltatime=params.challenge_window)
+    inbox.finalize(mallory)
+    assert escrow.pay_out(mallory, bounty, sequencer.address) == 2 * 10**16
