@@ -41,12 +41,20 @@ def transact(
     sender: Any,
     value: int = 0,
     gas_limit: int | None = None,
+    gas_margin: int = 0,
 ) -> ReceiptAPI:
     """Sends `contract.function(*args)` from `sender` (with `value` wei, and the gas limit the
-    network's settings choose unless given); a revert raises `ContractReverted`."""
-    extra = {} if gas_limit is None else {"gas_limit": gas_limit}
+    network's settings choose unless given); a revert raises `ContractReverted`.
+
+    `gas_margin` is added to the estimate, for work the estimate cannot see: it runs at the
+    head block, and the transaction may be mined in a later one that does more.
+    """
+    method = getattr(contract, function)
     with translated(contract, function):
-        receipt = getattr(contract, function)(*args, sender=sender, value=value, **extra)
+        if gas_limit is None and gas_margin:
+            gas_limit = method.estimate_gas_cost(*args, sender=sender, value=value) + gas_margin
+        extra = {} if gas_limit is None else {"gas_limit": gas_limit}
+        receipt = method(*args, sender=sender, value=value, **extra)
     if receipt.failed:
         raise ContractReverted(_name(contract), function, None)
     return receipt

@@ -12,16 +12,16 @@ from ape import chain
 from ape.contracts import ContractInstance
 from pydantic import BaseModel
 
-from offchain.chain.calls import event, transact, translated, view
+from offchain.chain.calls import event, transact, view
 from offchain.errors import InvalidInput
 from offchain.hashing import keccak
 from offchain.l2.batch import Batch
 from offchain.l2.queue import QueueEntry, deposit_record, forced_record
 from offchain.rollup.params import RollupParams
+from offchain.rollup.sequencer_set import SEED_MARGIN
 
 ETH = "0x0000000000000000000000000000000000000000"
 ZERO_ROOT = b"\x00" * 32
-SEED_MARGIN = 4 * 26_000
 
 
 class Claim(BaseModel):
@@ -143,13 +143,6 @@ class Inbox:
         data = batch.encode() if isinstance(batch, Batch) else batch
         if len(claimed_root) != 32:
             raise InvalidInput("a state root is 32 bytes")
-        # The sequencer set records the seeds of epochs begun since its last call: estimated in an
-        # epoch's last block and mined in the next, the append records one more (about 26k gas
-        # each, at most four), so the estimate gets that margin.
-        with translated(self.contract, "appendBatch"):
-            estimate = self.contract.appendBatch.estimate_gas_cost(
-                data, claimed_root, sender=sender, value=bond
-            )
         receipt = transact(
             self.contract,
             "appendBatch",
@@ -157,7 +150,7 @@ class Inbox:
             claimed_root,
             sender=sender,
             value=bond,
-            gas_limit=estimate + SEED_MARGIN,
+            gas_margin=SEED_MARGIN,
         )
         return int(event(receipt, self.contract, "BatchAppended").index)
 

@@ -24,6 +24,10 @@ from offchain.hashing import keccak
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 BURN_ADDRESS = "0x000000000000000000000000000000000000dEaD"
+# A call of the set records the seeds of the epochs begun since the last one (about 26k gas each,
+# at most MAX_SEED_CATCHUP = 4). Estimated in an epoch's last block and mined in the next, a call
+# records one more than its estimate paid for: every transaction that may record gets this margin.
+SEED_MARGIN = 4 * 26_000
 
 _ERC20 = ContractType.model_validate(
     {
@@ -157,17 +161,17 @@ class SequencerSet:
             token = ContractInstance(view(self.contract, "stakeToken"), _ERC20)
             if int(view(token, "allowance", operator.address, self.address)) < amount:
                 transact(token, "approve", self.address, amount, sender=operator)
-        receipt = transact(self.contract, "join", agent_id, amount, sender=operator)
+        receipt = transact(self.contract, "join", agent_id, amount, sender=operator, gas_margin=SEED_MARGIN)
         return int(event(receipt, self.contract, "Joined").eligibleFrom)
 
     def request_exit(self, operator: Any) -> int:
         """Asks to leave; returns the exit epoch (the first it is no longer drawn in)."""
-        receipt = transact(self.contract, "requestExit", sender=operator)
+        receipt = transact(self.contract, "requestExit", sender=operator, gas_margin=SEED_MARGIN)
         return int(event(receipt, self.contract, "ExitRequested").exitEpoch)
 
     def withdraw(self, operator: Any) -> int:
         """Takes the stake back after the exit; returns the amount."""
-        receipt = transact(self.contract, "withdraw", sender=operator)
+        receipt = transact(self.contract, "withdraw", sender=operator, gas_margin=SEED_MARGIN)
         return int(event(receipt, self.contract, "Withdrawn").amount)
 
     def prune(self, caller: Any, operator: str) -> None:
