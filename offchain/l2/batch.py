@@ -217,6 +217,20 @@ def verify_tx(root: bytes, n: int, index: int, leaf: bytes, proof: TxProof) -> b
     return node == root
 
 
+def batch_preimage(previous: bytes, data: bytes, tx_root: bytes, tx_count: int, poster: str) -> bytes:
+    """previousBatchHash ‖ keccak256(data) ‖ txRoot ‖ txCount(4) ‖ poster(20): what `batch_hash`
+    hashes, and what a one-step proof presents to show the batch's tx root, count and poster."""
+    if len(previous) != 32 or len(tx_root) != 32:
+        raise BatchError("batch hash inputs are 32-byte hashes")
+    try:
+        poster_raw = bytes.fromhex(poster.removeprefix("0x"))
+    except ValueError:
+        poster_raw = b""
+    if len(poster_raw) != 20 or not 0 <= tx_count < 1 << 32:
+        raise BatchError("a batch hash takes a 20-byte poster and a 4-byte tx count")
+    return previous + keccak(data) + tx_root + tx_count.to_bytes(4, "big") + poster_raw
+
+
 def batch_hash(previous: bytes, data: bytes, tx_root: bytes, tx_count: int, poster: str) -> bytes:
     """keccak256(previousBatchHash ‖ keccak256(data) ‖ txRoot ‖ txCount(4) ‖ poster(20)).
 
@@ -226,15 +240,7 @@ def batch_hash(previous: bytes, data: bytes, tx_root: bytes, tx_count: int, post
     the tx root does not fix it: trees of 5 and 6 leaves have one depth, so a claimed n of 5 would
     drop the sixth transaction from the trace.
     """
-    if len(previous) != 32 or len(tx_root) != 32:
-        raise BatchError("batch hash inputs are 32-byte hashes")
-    try:
-        poster_raw = bytes.fromhex(poster.removeprefix("0x"))
-    except ValueError:
-        poster_raw = b""
-    if len(poster_raw) != 20 or not 0 <= tx_count < 1 << 32:
-        raise BatchError("a batch hash takes a 20-byte poster and a 4-byte tx count")
-    return keccak(previous + keccak(data) + tx_root + tx_count.to_bytes(4, "big") + poster_raw)
+    return keccak(batch_preimage(previous, data, tx_root, tx_count, poster))
 
 
 def execute_batch(

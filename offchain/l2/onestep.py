@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from offchain.hashing import checksum_address, keccak
 from offchain.l2 import codec
 from offchain.l2.batch import Batch, BatchError, TxProof, tx_leaf, verify_tx
 from offchain.l2.smt import Node, NodeStore, SparseMerkleTree
@@ -108,31 +109,42 @@ def prove_step(
     raise AssertionError("unreachable: index is below the batch's transaction count")
 
 
+PREIMAGE_LENGTH = 120  # previousBatchHash ‖ dataHash ‖ txRoot ‖ txCount(4) ‖ poster(20)
+
+
 def verify_step(
+    batch_hash: bytes,
+    preimage: bytes,
+    disputed_index: int,
     agreed_root: bytes,
-    tx_root: bytes,
-    tx_count: int,
     chain_id: int,
     inbox: str,
-    poster: str,
     proof: bytes,
 ) -> tuple[Status, bytes]:
-    """The status and true post-state root of the disputed transaction, from the inbox's record of
-    the batch (`tx_root`, `tx_count`, `poster`), the agreed pre-state root and the proof.
+    """The status and true post-state root of transaction `disputed_index` of the batch whose
+    stored hash is `batch_hash`, from the agreed pre-state root and the proof: what the on-chain
+    verifier computes, check for check (its arguments in its order).
 
-    Raises OneStepError for a proof that is malformed, names a transaction not in the batch, or
-    whose witness does not prove its leaves: such a proof decides nothing.
+    The preimage gives the batch's tx root, transaction count and poster (§Batches, Batch hash).
+    Raises OneStepError for a preimage that is not the batch's, a proof of another index, a
+    malformed proof, a transaction not in the batch, or a witness that does not prove its leaves:
+    such a proof decides nothing.
     """
-    if len(agreed_root) != 32 or len(tx_root) != 32:
-        raise OneStepError("the agreed root and the tx root are 32 bytes")
+    if len(agreed_root) != 32 or len(batch_hash) != 32:
+        raise OneStepError("the batch hash and the agreed root are 32 bytes")
+    if len(preimage) != PREIMAGE_LENGTH or keccak(preimage) != batch_hash:
+        raise OneStepError("the preimage is not the batch's")
+    tx_root, tx_count = preimage[64:96], int.from_bytes(preimage[96:100], "big")
+    poster = checksum_address(preimage[100:120])
     step = OneStepProof.decode(proof)
+    if step.index != disputed_index:
+        raise OneStepError(f"a proof of transaction {step.index}, not of the disputed {disputed_index}")
     if not verify_tx(tx_root, tx_count, step.index, tx_leaf(step.timestamp, step.record), step.tx_proof):
         raise OneStepError(f"transaction {step.index} is not in the batch under this tx root")
     ctx = BlockContext(chain_id, inbox, step.timestamp, poster)
     try:
         return recompute(agreed_root, ctx, codec.decode(step.record), step.witness)
-    except (
-        codec.CodecError,
-        WitnessError,
-    ) as exc:  # a record that decodes not: the inbox refuses such batches
+    except (codec.CodecError, WitnessError) as exc:  # a record that decodes not: the inbox refuses such batches
         raise OneStepError(str(exc)) from exc
+    except OverflowError:  # a leaf value past its width: only if the inbox's deposit cap was broken
+        raise OneStepError("a value overflows its leaf") from None

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from offchain.chain.ecdsa import recover_address
 from offchain.hashing import keccak
-from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, Tx, Withdraw
+from offchain.l2.codec import MAX_U64, Deposit, Transfer, TransferWithAuthorization, Tx, Withdraw
 from offchain.l2.signing import authorization_digest, transfer_digest, withdraw_digest
 from offchain.l2.smt import EMPTY, SparseMerkleTree
 
@@ -148,7 +148,8 @@ def apply_tx(
         return Status.OK, writes
 
     nonce = nonce_key(tx.sender)
-    if tx.nonce != _uint(read(nonce)):
+    # The last nonce, 2^64 - 1, is never usable: the next one would not fit the leaf's 8 bytes.
+    if tx.nonce != _uint(read(nonce)) or tx.nonce == MAX_U64:
         return Status.BAD_NONCE, {}
     if isinstance(tx, Transfer):
         writes = _move(read, tx.sender, tx.to, tx.token, tx.amount, tx.fee, ctx.sequencer, credits)

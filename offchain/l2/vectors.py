@@ -23,17 +23,24 @@ from eth_account import Account
 
 from offchain.chain.ecdsa import recover_signer
 from offchain.hashing import keccak
-from offchain.l2.batch import Batch, Block, execute_batch
+from offchain.l2.batch import Batch, Block, batch_preimage, execute_batch
 from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, Tx, Withdraw, encode
 from offchain.l2.onestep import prove_step
 from offchain.l2.signing import authorization_digest, sign, transfer_digest, withdraw_digest
-from offchain.l2.stf import BlockContext, State, Status, apply_block, apply_tx
+from offchain.l2.stf import BlockContext, State, Status, apply_block, apply_tx, balance_key, nonce_key
 from offchain.l2.witness import prove_tx
 
 CHAIN, INBOX, TOKEN = 424_242, "0x" + "1b" * 20, "0x" + "0a" * 20
 CTX = BlockContext(chain_id=CHAIN, inbox=INBOX, timestamp=1_000, sequencer="0x" + "5e" * 20)
 ALICE, BOB = (Account.from_key(keccak(name)) for name in (b"vector-alice", b"vector-bob"))
 CAROL, DAVE = "0x" + "20" * 20, "0x" + "85" * 20  # chosen for where their balance leaves fall in the tree
+# ERIN's balance key sorts before her nonce and withdrawal keys: withdrawing all she has from a
+# tree where her balance is the only leaf deletes the only leaf, then inserts into the empty tree.
+ERIN = Account.from_key(keccak(b"vector-erin-0"))
+ZERO_ADDRESS = "0x" + "00" * 20
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+# No curve point has x = 5: ecrecover answers the zero address for any signature with this r.
+UNRECOVERABLE_R = 5
 
 
 def _transfer(
@@ -66,10 +73,11 @@ def _authorization(key: bytes, value: int, after: int = 0, before: int = 2_000, 
     )
 
 
-def _withdraw(key: bytes, amount: int, nonce: int = 0, fee: int = 2) -> Withdraw:
-    unsigned = Withdraw(ALICE.address, TOKEN, amount, fee, BOB.address, nonce, b"\x00" * 65)
+def _withdraw(key: bytes, amount: int, nonce: int = 0, fee: int = 2, sender: str | None = None) -> Withdraw:
+    sender = ALICE.address if sender is None else sender
+    unsigned = Withdraw(sender, TOKEN, amount, fee, BOB.address, nonce, b"\x00" * 65)
     return Withdraw(
-        ALICE.address,
+        sender,
         TOKEN,
         amount,
         fee,
@@ -77,6 +85,28 @@ def _withdraw(key: bytes, amount: int, nonce: int = 0, fee: int = 2) -> Withdraw
         nonce,
         sign(key, withdraw_digest(unsigned, CHAIN, INBOX)),
     )
+
+
+def _with_signature(tx: Transfer, r: int, s: int, v: int) -> Transfer:
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])
+    return Transfer(tx.sender, tx.to, tx.token, tx.amount, tx.fee, tx.nonce, signature)
+
+
+def _high_s(tx: Transfer) -> Transfer:
+    """`tx` with s replaced by n - s (and v flipped): the same signer to a lax recovery."""
+    r, s, v = int.from_bytes(tx.signature[:32], "big"), int.from_bytes(tx.signature[32:64], "big"), tx.signature[64]
+    return _with_signature(tx, r, SECP256K1_N - s, 55 - v)
+
+
+def _from_zero_address() -> Transfer:
+    """A record "from" the zero address whose signature recovers to nothing (ecrecover: zero)."""
+    unsigned = Transfer(ZERO_ADDRESS, BOB.address, TOKEN, 1, 0, 0, b"\x00" * 65)
+    return _with_signature(unsigned, UNRECOVERABLE_R, 1, 27)
+
+
+def _leaves(values: dict[bytes, bytes]) -> State:
+    """A state holding exactly `values` (to reach tree shapes no short history gives)."""
+    return State().apply(values)
 
 
 def _genesis() -> State:
@@ -123,6 +153,16 @@ def cases() -> list[tuple[str, Tx, Status]]:
         ("withdraw-no-fee", _withdraw(ALICE.key, 300, fee=0), Status.OK),
         # ALICE's whole balance, fee included: her leaf is deleted and a sibling leaf moves up.
         ("transfer-whole-balance", _transfer(ALICE.key, ALICE.address, 998), Status.OK),
+        # Malformed signatures are no signatures (docs/l2-protocol.md §Transactions).
+        ("transfer-high-s", _high_s(_transfer(ALICE.key, ALICE.address, 100)), Status.BAD_SIGNATURE),
+        ("transfer-r-zero", _with_signature(_transfer(ALICE.key, ALICE.address, 1), 0, 1, 27), Status.BAD_SIGNATURE),
+        ("transfer-s-zero", _with_signature(_transfer(ALICE.key, ALICE.address, 1), 1, 0, 27), Status.BAD_SIGNATURE),
+        (
+            "transfer-r-not-below-n",
+            _with_signature(_transfer(ALICE.key, ALICE.address, 1), SECP256K1_N, 1, 27),
+            Status.BAD_SIGNATURE,
+        ),
+        ("transfer-from-zero-address-unrecoverable", _from_zero_address(), Status.BAD_SIGNATURE),
     ]
 
 
@@ -130,11 +170,29 @@ def tree_cases() -> list[tuple[str, Tx, Status, State]]:
     """Transactions on other states, for the tree paths the genesis cases do not take."""
     genesis = _genesis()
     carol = _with_carol(genesis)
+    alice, amount = balance_key(ALICE.address, TOKEN), (1_000).to_bytes(16, "big")
     return [
         ("deposit-into-empty-state", Deposit(0, ALICE.address, TOKEN, 1_000), Status.OK, State()),
         ("deposit-into-empty-subtree", Deposit(2, DAVE, TOKEN, 5), Status.OK, carol),
         # ALICE's leaf is deleted beside a subtree of two leaves or more: nothing moves up.
         ("transfer-whole-balance-beside-subtree", _transfer(ALICE.key, ALICE.address, 998), Status.OK, carol),
+        # A tree of one leaf: the deposits leaf and BOB's balance go in beside it at depth 0.
+        ("deposit-beside-single-leaf", Deposit(0, BOB.address, TOKEN, 7), Status.OK, _leaves({alice: amount})),
+        # ERIN's balance is the only leaf and she withdraws it all: deleted to the empty tree,
+        # then her withdrawal goes into the empty tree and her nonce beside it.
+        (
+            "withdraw-the-only-leaf",
+            _withdraw(ERIN.key, 40, fee=0, sender=ERIN.address),
+            Status.OK,
+            _leaves({balance_key(ERIN.address, TOKEN): (40).to_bytes(16, "big")}),
+        ),
+        # The last nonce is never usable (the next would not fit 8 bytes): BAD_NONCE, no overflow.
+        (
+            "transfer-last-nonce",
+            _transfer(ALICE.key, ALICE.address, 1, nonce=2**64 - 1),
+            Status.BAD_NONCE,
+            genesis.apply({nonce_key(ALICE.address): (2**64 - 1).to_bytes(8, "big")}),
+        ),
     ]
 
 
@@ -245,10 +303,13 @@ def generate_steps() -> dict:
                 "postStateRoot": "0x" + roots[index].hex(),
             }
         )
+    preimage = batch_preimage(b"\x00" * 32, batch.encode(), batch.tx_root(), batch.tx_count, CTX.sequencer)
     return {
         "chainId": CTX.chain_id,
         "inbox": CTX.inbox,
         "poster": CTX.sequencer,
+        "preimage": "0x" + preimage.hex(),  # the first batch of its inbox: no batch before it
+        "batchHash": "0x" + keccak(preimage).hex(),
         "preStateRoot": "0x" + pre.root.hex(),
         "data": "0x" + batch.encode().hex(),
         "txRoot": "0x" + batch.tx_root().hex(),

@@ -123,8 +123,11 @@ def recompute(pre_root: bytes, ctx: BlockContext, tx: Tx, witness: Witness) -> t
     def read(key: bytes) -> bytes | None:
         if key not in values:
             raise WitnessError(f"the transaction reads 0x{key.hex()}, which the witness lacks")
+        value = values[key]
+        if value is not None and len(value) > 32:  # every leaf read is a number or a flag
+            raise WitnessError(f"the transaction reads 0x{key.hex()} as a number, but it holds {len(value)} bytes")
         read_keys.add(key)
-        return values[key]
+        return value
 
     status, writes = apply_tx(tx, ctx, read)
     missing = sorted(writes.keys() - values.keys())

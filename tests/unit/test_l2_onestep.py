@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offchain.l2.batch import Batch, Block, execute_batch
+from offchain.hashing import keccak
+from offchain.l2.batch import Batch, Block, batch_preimage, execute_batch
 from offchain.l2.codec import Deposit
 from offchain.l2.onestep import OneStepError, OneStepProof, prove_step, verify_step
 from offchain.l2.stf import State, Status, apply_block
@@ -35,8 +36,10 @@ TX_ROOT, N = BATCH.tx_root(), BATCH.tx_count
 
 
 def _verify(index: int, proof: bytes, n: int = N, agreed: bytes | None = None) -> tuple[Status, bytes]:
+    """Verifies as the game does, for a batch the inbox recorded with `n` transactions."""
     agreed = (ROOTS[index - 1] if index else PRE.root) if agreed is None else agreed
-    return verify_step(agreed, TX_ROOT, n, CHAIN, INBOX, POSTER, proof)
+    preimage = batch_preimage(b"\x00" * 32, BATCH.encode(), TX_ROOT, n, POSTER)
+    return verify_step(keccak(preimage), preimage, index, agreed, CHAIN, INBOX, proof)
 
 
 @pytest.mark.parametrize("index", range(N))
@@ -94,3 +97,16 @@ def test_proving_a_step_on_a_stored_state__leaves_the_store_as_it_was(tmp_path):
     proof = prove_step(stored, BATCH, 4, CHAIN, INBOX, POSTER).encode()
     assert store.committed(stored)  # no scratch node is waiting to be committed with the next block
     assert _verify(4, proof) == (STATUSES[4], ROOTS[4])
+
+
+def test_the_verifier_checks_the_batch_and_the_index_itself():
+    proof = prove_step(PRE, BATCH, 2, CHAIN, INBOX, POSTER).encode()
+    preimage = batch_preimage(b"\x00" * 32, BATCH.encode(), TX_ROOT, N, POSTER)
+    agreed = ROOTS[1]
+    with pytest.raises(OneStepError, match="not the batch's"):  # a preimage of another batch hash
+        verify_step(keccak(preimage[:-1] + b"\x00"), preimage, 2, agreed, CHAIN, INBOX, proof)
+    with pytest.raises(OneStepError, match="not the batch's"):  # a preimage cut short
+        verify_step(keccak(preimage[:-1]), preimage[:-1], 2, agreed, CHAIN, INBOX, proof)
+    with pytest.raises(OneStepError, match="not of the disputed 3"):  # a valid proof of another step
+        verify_step(keccak(preimage), preimage, 3, agreed, CHAIN, INBOX, proof)
+    assert verify_step(keccak(preimage), preimage, 2, agreed, CHAIN, INBOX, proof) == (STATUSES[2], ROOTS[2])
