@@ -144,7 +144,10 @@ def verify_step(
     ctx = BlockContext(chain_id, inbox, step.timestamp, poster)
     try:
         return recompute(agreed_root, ctx, codec.decode(step.record), step.witness)
-    except (codec.CodecError, WitnessError) as exc:  # a record that decodes not: the inbox refuses such batches
+    except (
+        codec.CodecError,
+        WitnessError,
+    ) as exc:  # a record that decodes not: the inbox refuses such batches
         raise OneStepError(str(exc)) from exc
     except OverflowError:  # a leaf value past its width: only if the inbox's deposit cap was broken
         raise OneStepError("a value overflows its leaf") from None

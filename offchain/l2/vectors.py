@@ -94,7 +94,11 @@ def _with_signature(tx: Transfer, r: int, s: int, v: int) -> Transfer:
 
 def _high_s(tx: Transfer) -> Transfer:
     """`tx` with s replaced by n - s (and v flipped): the same signer to a lax recovery."""
-    r, s, v = int.from_bytes(tx.signature[:32], "big"), int.from_bytes(tx.signature[32:64], "big"), tx.signature[64]
+    r, s, v = (
+        int.from_bytes(tx.signature[:32], "big"),
+        int.from_bytes(tx.signature[32:64], "big"),
+        tx.signature[64],
+    )
     return _with_signature(tx, r, SECP256K1_N - s, 55 - v)
 
 
@@ -155,8 +159,16 @@ def cases() -> list[tuple[str, Tx, Status]]:
         ("transfer-whole-balance", _transfer(ALICE.key, ALICE.address, 998), Status.OK),
         # Malformed signatures are no signatures (docs/l2-protocol.md §Transactions).
         ("transfer-high-s", _high_s(_transfer(ALICE.key, ALICE.address, 100)), Status.BAD_SIGNATURE),
-        ("transfer-r-zero", _with_signature(_transfer(ALICE.key, ALICE.address, 1), 0, 1, 27), Status.BAD_SIGNATURE),
-        ("transfer-s-zero", _with_signature(_transfer(ALICE.key, ALICE.address, 1), 1, 0, 27), Status.BAD_SIGNATURE),
+        (
+            "transfer-r-zero",
+            _with_signature(_transfer(ALICE.key, ALICE.address, 1), 0, 1, 27),
+            Status.BAD_SIGNATURE,
+        ),
+        (
+            "transfer-s-zero",
+            _with_signature(_transfer(ALICE.key, ALICE.address, 1), 1, 0, 27),
+            Status.BAD_SIGNATURE,
+        ),
         (
             "transfer-r-not-below-n",
             _with_signature(_transfer(ALICE.key, ALICE.address, 1), SECP256K1_N, 1, 27),
@@ -177,7 +189,12 @@ def tree_cases() -> list[tuple[str, Tx, Status, State]]:
         # ALICE's leaf is deleted beside a subtree of two leaves or more: nothing moves up.
         ("transfer-whole-balance-beside-subtree", _transfer(ALICE.key, ALICE.address, 998), Status.OK, carol),
         # A tree of one leaf: the deposits leaf and BOB's balance go in beside it at depth 0.
-        ("deposit-beside-single-leaf", Deposit(0, BOB.address, TOKEN, 7), Status.OK, _leaves({alice: amount})),
+        (
+            "deposit-beside-single-leaf",
+            Deposit(0, BOB.address, TOKEN, 7),
+            Status.OK,
+            _leaves({alice: amount}),
+        ),
         # ERIN's balance is the only leaf and she withdraws it all: deleted to the empty tree,
         # then her withdrawal goes into the empty tree and her nonce beside it.
         (

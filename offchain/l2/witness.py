@@ -125,7 +125,9 @@ def recompute(pre_root: bytes, ctx: BlockContext, tx: Tx, witness: Witness) -> t
             raise WitnessError(f"the transaction reads 0x{key.hex()}, which the witness lacks")
         value = values[key]
         if value is not None and len(value) > 32:  # every leaf read is a number or a flag
-            raise WitnessError(f"the transaction reads 0x{key.hex()} as a number, but it holds {len(value)} bytes")
+            raise WitnessError(
+                f"the transaction reads 0x{key.hex()} as a number, but it holds {len(value)} bytes"
+            )
         read_keys.add(key)
         return value
 

@@ -73,7 +73,7 @@ def sequencer(accounts, deployer, registries, stake_token, sequencer_set, chain)
     agent_id = registries.register(account, "data:application/json,{}")
     stake_token.mint(account, STAKE, sender=deployer)
     stake_token.approve(sequencer_set.address, STAKE, sender=account)
-    sequencer_set.join(agent_id, STAKE, sender=account)
+    sequencer_set.join(agent_id, STAKE, sender=account, gas_limit=1_000_000)  # see SEED_MARGIN
     chain.mine(2 * 4 * 64)  # eligible two epochs after joining
     assert sequencer_set.leaderOf(sequencer_set.currentSlot()) == account.address
     return account
