@@ -13,6 +13,7 @@ from eth_utils import to_checksum_address
 
 from offchain.errors import AgentL2Error
 from offchain.l2.batch import Batch, execute_batch
+from offchain.l2.dispute import BatchTrace
 from offchain.l2.stf import State, withdrawal_key
 from offchain.rollup.inbox import AppendedBatch, Inbox, Withdrawal
 
@@ -43,6 +44,13 @@ class Derivation:
 
     def root(self, index: int) -> bytes:
         return self.states[index].root
+
+    def trace(self, index: int) -> BatchTrace:
+        """The honest trace of batch `index`, from the state the batches before it leave."""
+        appended = self.batches[index]
+        pre = self.states[index - 1] if index else State()
+        batch = Batch.decode(self.inbox.batch_data(appended))
+        return BatchTrace.run(pre, batch, self.chain_id, self.inbox.address, appended.poster)
 
     def withdrawal_proof(self, index: int, account: str, nonce: int) -> tuple[Withdrawal, bytes]:
         """The withdrawal leaf of (`account`, `nonce`) in the state after batch `index`, with its proof."""

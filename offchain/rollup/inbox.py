@@ -18,7 +18,7 @@ from offchain.hashing import keccak
 from offchain.l2.batch import Batch
 from offchain.l2.queue import QueueEntry, deposit_record, forced_record
 from offchain.rollup.params import RollupParams
-from offchain.rollup.sequencer_set import SEED_MARGIN
+from offchain.rollup.sequencer_set import CLOCK_MARGIN, SEED_MARGIN
 
 ETH = "0x0000000000000000000000000000000000000000"
 ZERO_ROOT = b"\x00" * 32
@@ -157,7 +157,9 @@ class Inbox:
     def propose_root(self, sender: Any, index: int, root: bytes, bond: int = 0) -> None:
         if len(root) != 32:
             raise InvalidInput("a state root is 32 bytes")
-        transact(self.contract, "proposeRoot", index, root, sender=sender, value=bond)
+        transact(
+            self.contract, "proposeRoot", index, root, sender=sender, value=bond, gas_margin=CLOCK_MARGIN
+        )
 
     def finalize(self, sender: Any, max_count: int = 256) -> int:
         """Finalizes the claims that are due; returns how many."""
@@ -199,6 +201,15 @@ class Inbox:
                 )
             )
         return sorted(out, key=lambda b: b.index)
+
+    def preimage(self, batch: AppendedBatch) -> bytes:
+        """The preimage of the batch's stored hash (what a dispute presents; §Batches, Batch hash)."""
+        previous = bytes(view(self.contract, "batchHashOf", batch.index - 1)) if batch.index else ZERO_ROOT
+        preimage = previous + batch.data_hash + batch.tx_root + batch.tx_count.to_bytes(4, "big")
+        preimage += bytes.fromhex(batch.poster[2:])
+        if keccak(preimage) != batch.batch_hash:
+            raise InvalidInput(f"batch {batch.index}: its event does not give its stored hash")
+        return preimage
 
     def batch_data(self, batch: AppendedBatch) -> bytes:
         """The data of an appended batch, read back from its L1 transaction's calldata."""

@@ -28,6 +28,9 @@ BURN_ADDRESS = "0x000000000000000000000000000000000000dEaD"
 # at most MAX_SEED_CATCHUP = 4). Estimated in an epoch's last block and mined in the next, a call
 # records one more than its estimate paid for: every transaction that may record gets this margin.
 SEED_MARGIN = 4 * 26_000
+# A claim records its time (noteClaim). Estimated in the second of the proposer's last claim the
+# write is a no-op; mined a second later it changes the slot and costs 2,900 gas more.
+CLOCK_MARGIN = 5_000
 
 _ERC20 = ContractType.model_validate(
     {

@@ -24,7 +24,8 @@ def stake_token(project, deployer):
 
 @pytest.fixture(scope="session")
 def factory(project, deployer, identity):
-    # The dispute game is a later issue's: a test stand-in lets tests call the hooks it will use.
+    # A stand-in for the dispute game lets the inbox's tests call its hooks directly (removal,
+    # dispute counts); test_dispute_game.py plays the real game on its own rollup.
     game = deployer.deploy(project.dispute_game_mock)
     return RollupFactory.deploy(deployer, identity.address, str(game.address))
 
