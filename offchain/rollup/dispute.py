@@ -15,6 +15,7 @@ from ape.contracts import ContractInstance
 from pydantic import BaseModel
 
 from offchain.chain.calls import event, transact, view
+from offchain.rollup.sequencer_set import SEED_MARGIN
 
 # Parts per reveal of the games the project deploys: the cheapest whole dispute measured by
 # bench/dispute_gas.py (docs/l2-protocol.md §Dispute game says what each arity cost).
@@ -86,7 +87,16 @@ class DisputeGame:
 
     def open(self, challenger: Any, claim_index: int, preimage: bytes) -> int:
         """Disputes claim `claim_index` with the challenger bond; returns the game id."""
-        receipt = transact(self.contract, "open", claim_index, preimage, sender=challenger, value=self.bond)
+        # A game decided at open (an empty batch) slashes, and the slash records seeds (SEED_MARGIN).
+        receipt = transact(
+            self.contract,
+            "open",
+            claim_index,
+            preimage,
+            sender=challenger,
+            value=self.bond,
+            gas_margin=SEED_MARGIN,
+        )
         return int(event(receipt, self.contract, "GameOpened").gameId)
 
     def reveal(self, defender: Any, game_id: int, roots: list[bytes]) -> None:
@@ -96,11 +106,13 @@ class DisputeGame:
         transact(self.contract, "pick", game_id, roots, part, sender=challenger)
 
     def step(self, sender: Any, game_id: int, preimage: bytes, proof: bytes) -> Outcome:
-        receipt = transact(self.contract, "step", game_id, preimage, proof, sender=sender)
+        receipt = transact(
+            self.contract, "step", game_id, preimage, proof, sender=sender, gas_margin=SEED_MARGIN
+        )
         return Outcome(int(event(receipt, self.contract, "GameResolved").outcome))
 
     def timeout(self, sender: Any, game_id: int) -> Outcome:
-        receipt = transact(self.contract, "timeout", game_id, sender=sender)
+        receipt = transact(self.contract, "timeout", game_id, sender=sender, gas_margin=SEED_MARGIN)
         return Outcome(int(event(receipt, self.contract, "GameResolved").outcome))
 
     def close(self, sender: Any, game_id: int) -> None:

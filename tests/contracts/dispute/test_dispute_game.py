@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ape
 import pytest
-from eth_account import Account
 
 from offchain.errors import ContractReverted
 from offchain.hashing import keccak
@@ -15,94 +14,10 @@ from offchain.l2.codec import Deposit, Transfer, Withdraw, decode
 from offchain.l2.dispute import BatchTrace, cut_points
 from offchain.l2.signing import sign, transfer_digest, withdraw_digest
 from offchain.rollup.derive import Derivation
-from offchain.rollup.dispute import DisputeGame, Outcome, deploy_implementation
-from offchain.rollup.factory import RollupFactory
+from offchain.rollup.dispute import Outcome
 from offchain.rollup.params import RollupParams
 from offchain.rollup.sequencer_set import BURN_ADDRESS
-
-USD = 10**6
-STAKE = 1_000 * USD
-CHAIN_ID = 5_151
-ETH = "0x0000000000000000000000000000000000000000"
-KEYS = [keccak(b"game user" + bytes([i])) for i in range(4)]
-USERS = [Account.from_key(k).address for k in KEYS]
-ARITY = 4
-CLOCK = 300
-BOND = 10**17
-SHARE_BPS = 5_000
-
-
-@pytest.fixture(scope="module")
-def stake(project, deployer):
-    return deployer.deploy(project.AgentUSD, deployer.address)
-
-
-@pytest.fixture(scope="module")
-def implementation(deployer):
-    return deploy_implementation(deployer, ARITY)
-
-
-@pytest.fixture(scope="module")
-def rollup(deployer, identity, stake, implementation):
-    factory = RollupFactory.deploy(deployer, identity.address, str(implementation.address))
-    params = RollupParams(
-        chain_id=CHAIN_ID,
-        stake_token=str(stake.address),
-        min_stake=STAKE,
-        slot_length=4,
-        slots_per_epoch=64,
-        challenge_window=600,
-        exit_delay=600,
-        dispute_clock=CLOCK,
-        challenger_bond=BOND,
-        proposer_bond=BOND,
-        challenger_share_bps=SHARE_BPS,
-    )
-    return factory.create(deployer, params)
-
-
-@pytest.fixture(scope="module")
-def inbox(rollup):
-    return rollup.inbox_client()
-
-
-@pytest.fixture(scope="module")
-def game(rollup) -> DisputeGame:
-    return DisputeGame.at(rollup.dispute_game)
-
-
-@pytest.fixture(scope="module")
-def sequencer_set(project, rollup):
-    return project.SequencerSet.at(rollup.sequencer_set)
-
-
-@pytest.fixture(scope="module")
-def operator(accounts, deployer, registries, stake, sequencer_set, chain):
-    """The rollup's one sequencer (so the leader of every slot)."""
-    account = accounts[8]
-    agent_id = registries.register(account, "data:application/json,{}")
-    stake.mint(account, STAKE, sender=deployer)
-    stake.approve(sequencer_set.address, STAKE, sender=account)
-    sequencer_set.join(agent_id, STAKE, sender=account, gas_limit=1_000_000)
-    chain.mine(2 * 4 * 64)
-    return account
-
-
-@pytest.fixture(scope="module")
-def challenger(accounts):
-    return accounts[9]
-
-
-@pytest.fixture(scope="module")
-def first_batch(chain, inbox, operator, alice):
-    """Batch 0: deposits of 1 ETH to each user, with its honest root claimed."""
-    for user in USERS:
-        inbox.deposit_eth(alice, user, 10**18)
-    deposits = [decode(entry.record) for entry in inbox.pending_queue()]
-    inbox.append_batch(operator, Batch((Block(chain.blocks.head.timestamp, tuple(deposits)),)))
-    derivation = Derivation(inbox, CHAIN_ID)
-    derivation.sync()
-    inbox.propose_root(operator, 0, derivation.root(0))
+from tests.contracts.dispute.conftest import ARITY, BOND, CHAIN_ID, CLOCK, ETH, KEYS, SHARE_BPS, STAKE, USERS
 
 
 @pytest.fixture
@@ -150,16 +65,16 @@ def _batch(chain, inbox, *extra) -> Batch:
 
 
 def _post(
-    inbox, operator, funded, batch: Batch, lie_at: int | None = None
+    inbox, sequencer, funded, batch: Batch, lie_at: int | None = None
 ) -> tuple[int, BatchTrace, BatchTrace]:
-    """Appends `batch` with the operator's claim (a lie from transaction `lie_at` on, if given);
-    returns its index, the honest trace and the operator's."""
-    inbox.append_batch(operator, batch)
+    """Appends `batch` with the sequencer's claim (a lie from transaction `lie_at` on, if given);
+    returns its index, the honest trace and the sequencer's."""
+    inbox.append_batch(sequencer, batch)
     funded.sync()
     index = len(funded.batches) - 1
     honest = funded.trace(index)
     claimed = honest if lie_at is None else honest.lying_from(lie_at, keccak(b"wrong root"))
-    inbox.propose_root(operator, index, claimed.post_root)
+    inbox.propose_root(sequencer, index, claimed.post_root)
     return index, honest, claimed
 
 
@@ -190,13 +105,13 @@ def _play(game, game_id, preimage, defender, defender_trace, challenger, challen
 # -- whole games --------------------------------------------------------------------------------------
 
 
-def test_an_honest_defender__beats_a_false_challenger(chain, inbox, game, operator, challenger, funded):
-    index, honest, _ = _post(inbox, operator, funded, _batch(chain, inbox))
+def test_an_honest_defender__beats_a_false_challenger(chain, inbox, game, sequencer, challenger, funded):
+    index, honest, _ = _post(inbox, sequencer, funded, _batch(chain, inbox))
     false = honest.lying_from(3, keccak(b"the challenger's story"))
     game_id = game.open(challenger, index, _preimage(inbox, funded, index))
-    result = _play(game, game_id, _preimage(inbox, funded, index), operator, honest, challenger, false)
+    result = _play(game, game_id, _preimage(inbox, funded, index), sequencer, honest, challenger, false)
     assert result["outcome"] == Outcome.DEFENDER_WON
-    assert game.credit(operator.address) == BOND and game.credit(challenger.address) == 0
+    assert game.credit(sequencer.address) == BOND and game.credit(challenger.address) == 0
     assert inbox.claim(index).root == honest.post_root and inbox.claim(index).open_disputes == 0
     chain.mine(1, deltatime=600)
     assert inbox.finalize(challenger) == 2  # the claim stood and finalizes
@@ -204,21 +119,21 @@ def test_an_honest_defender__beats_a_false_challenger(chain, inbox, game, operat
 
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 def test_a_lying_sequencer__is_caught_slashed_ejected_and_the_roots_proposed_again(
-    chain, inbox, game, sequencer_set, stake, operator, challenger, funded, where
+    chain, inbox, game, sequencer_set, stake, sequencer, challenger, funded, where
 ):
     batch = _batch(chain, inbox)
     lie_at = {"first": 0, "middle": batch.tx_count // 2, "last": batch.tx_count - 1}[where]
-    index, honest, lie = _post(inbox, operator, funded, batch, lie_at=lie_at)
+    index, honest, lie = _post(inbox, sequencer, funded, batch, lie_at=lie_at)
     preimage = _preimage(inbox, funded, index)
     game_id = game.open(challenger, index, preimage)
     burnt_before = stake.balanceOf(BURN_ADDRESS)
-    result = _play(game, game_id, preimage, operator, lie, challenger, honest)
+    result = _play(game, game_id, preimage, sequencer, lie, challenger, honest)
     assert result["outcome"] == Outcome.CHALLENGER_WON
     # Moves: at most ceil(log_ARITY n) reveals, one more for the step on the challenger's side.
     assert result["defender"] <= 2 and result["challenger"] <= 3
     assert stake.balanceOf(challenger) == STAKE * SHARE_BPS // 10_000
     assert stake.balanceOf(BURN_ADDRESS) - burnt_before == STAKE - STAKE * SHARE_BPS // 10_000
-    assert not sequencer_set.isActive(operator) and sequencer_set.banned(operator)
+    assert not sequencer_set.isActive(sequencer) and sequencer_set.banned(sequencer)
     assert game.credit(challenger.address) == BOND
     assert inbox.count("claimCount") == index and inbox.count("batchCount") == index + 1  # data stays
     # Any bonded proposer claims the right root again; users' transactions are all still there.
@@ -227,36 +142,36 @@ def test_a_lying_sequencer__is_caught_slashed_ejected_and_the_roots_proposed_aga
 
 
 def test_a_claim_that_skips_a_deposit__loses_at_the_deposit(
-    chain, inbox, game, operator, challenger, alice, funded
+    chain, inbox, game, sequencer, challenger, alice, funded
 ):
     inbox.deposit_eth(alice, USERS[2], 5 * 10**17)
     (entry,) = inbox.pending_queue()
     batch = _batch(chain, inbox, decode(entry.record))
-    inbox.append_batch(operator, batch)
+    inbox.append_batch(sequencer, batch)
     funded.sync()
     index = len(funded.batches) - 1
     honest = funded.trace(index)
     at = batch.tx_count - 1
     assert isinstance(batch.blocks[-1].txs[-1], Deposit)
     skipped = honest.lying_from(at, honest.roots[at])  # its root as if the deposit did nothing
-    inbox.propose_root(operator, index, skipped.post_root)
+    inbox.propose_root(sequencer, index, skipped.post_root)
     preimage = _preimage(inbox, funded, index)
     game_id = game.open(challenger, index, preimage)
-    result = _play(game, game_id, preimage, operator, skipped, challenger, honest)
+    result = _play(game, game_id, preimage, sequencer, skipped, challenger, honest)
     assert result["outcome"] == Outcome.CHALLENGER_WON
     assert game.game(game_id).lo == at  # decided by the deposit's step
 
 
-def test_an_empty_batch__is_decided_at_open(chain, inbox, game, operator, challenger, funded):
-    inbox.append_batch(operator, Batch((Block(chain.blocks.head.timestamp, ()),)))
+def test_an_empty_batch__is_decided_at_open(chain, inbox, game, sequencer, challenger, funded):
+    inbox.append_batch(sequencer, Batch((Block(chain.blocks.head.timestamp, ()),)))
     funded.sync()
     index = len(funded.batches) - 1
-    inbox.propose_root(operator, index, funded.root(index))  # the root before it: right
+    inbox.propose_root(sequencer, index, funded.root(index))  # the root before it: right
     preimage = _preimage(inbox, funded, index)
     with ape.reverts("game: an empty batch keeps its root"):
         game.contract.open(index, preimage, sender=challenger, value=BOND)
     # The next empty batch comes with a wrong root: the game opened on it is won at once.
-    inbox.append_batch(operator, Batch((Block(chain.blocks.head.timestamp, ()),)), keccak(b"moved"))
+    inbox.append_batch(sequencer, Batch((Block(chain.blocks.head.timestamp, ()),)), keccak(b"moved"))
     funded.sync()
     game_id = game.open(challenger, index + 1, _preimage(inbox, funded, index + 1))
     assert game.game(game_id).outcome == Outcome.CHALLENGER_WON
@@ -266,37 +181,37 @@ def test_an_empty_batch__is_decided_at_open(chain, inbox, game, operator, challe
 # -- clocks ---------------------------------------------------------------------------------------------
 
 
-def test_a_silent_defender__loses_on_time(chain, inbox, game, sequencer_set, operator, challenger, funded):
-    index, _, _ = _post(inbox, operator, funded, _batch(chain, inbox), lie_at=2)
+def test_a_silent_defender__loses_on_time(chain, inbox, game, sequencer_set, sequencer, challenger, funded):
+    index, _, _ = _post(inbox, sequencer, funded, _batch(chain, inbox), lie_at=2)
     game_id = game.open(challenger, index, _preimage(inbox, funded, index))
     with ape.reverts("game: clock still running"):
         game.contract.timeout(game_id, sender=challenger)
     chain.mine(1, deltatime=CLOCK + 1)
     with ape.reverts("game: clock ran out"):
-        game.contract.reveal(game_id, [b"\x01" * 32] * 3, sender=operator)
+        game.contract.reveal(game_id, [b"\x01" * 32] * 3, sender=sequencer)
     assert game.timeout(challenger, game_id) == Outcome.CHALLENGER_WON
-    assert sequencer_set.banned(operator)
+    assert sequencer_set.banned(sequencer)
 
 
-def test_a_silent_challenger__loses_on_time(chain, inbox, game, operator, challenger, funded):
-    index, honest, _ = _post(inbox, operator, funded, _batch(chain, inbox))
+def test_a_silent_challenger__loses_on_time(chain, inbox, game, sequencer, challenger, funded):
+    index, honest, _ = _post(inbox, sequencer, funded, _batch(chain, inbox))
     game_id = game.open(challenger, index, _preimage(inbox, funded, index))
     state = game.game(game_id)
-    game.reveal(operator, game_id, honest.reveal(state.lo, state.hi, ARITY))
+    game.reveal(sequencer, game_id, honest.reveal(state.lo, state.hi, ARITY))
     chain.mine(1, deltatime=CLOCK + 1)
     revealed = game.revealed_roots(game_id)
     with ape.reverts("game: clock ran out"):
         game.contract.pick(game_id, revealed, 0, sender=challenger)
-    assert game.timeout(operator, game_id) == Outcome.DEFENDER_WON
-    assert game.credit(operator.address) == BOND
+    assert game.timeout(sequencer, game_id) == Outcome.DEFENDER_WON
+    assert game.credit(sequencer.address) == BOND
 
 
-def test_the_clocks__add_up_each_sides_time(chain, inbox, game, operator, challenger, funded):
-    index, honest, lie = _post(inbox, operator, funded, _batch(chain, inbox), lie_at=5)
+def test_the_clocks__add_up_each_sides_time(chain, inbox, game, sequencer, challenger, funded):
+    index, honest, lie = _post(inbox, sequencer, funded, _batch(chain, inbox), lie_at=5)
     game_id = game.open(challenger, index, _preimage(inbox, funded, index))
     chain.mine(1, deltatime=100)
     state = game.game(game_id)
-    game.reveal(operator, game_id, lie.reveal(state.lo, state.hi, ARITY))
+    game.reveal(sequencer, game_id, lie.reveal(state.lo, state.hi, ARITY))
     chain.mine(1, deltatime=50)
     revealed = game.revealed_roots(game_id)
     game.pick(challenger, game_id, revealed, honest.pick(state.lo, state.hi, ARITY, revealed))
@@ -308,16 +223,16 @@ def test_the_clocks__add_up_each_sides_time(chain, inbox, game, operator, challe
 
 
 def test_two_games_on_one_claim__the_second_ends_moot_with_its_bond_back(
-    chain, inbox, game, operator, challenger, bob, funded
+    chain, inbox, game, sequencer, challenger, bob, funded
 ):
-    index, honest, lie = _post(inbox, operator, funded, _batch(chain, inbox), lie_at=4)
+    index, honest, lie = _post(inbox, sequencer, funded, _batch(chain, inbox), lie_at=4)
     preimage = _preimage(inbox, funded, index)
     first = game.open(challenger, index, preimage)
     second = game.open(bob, index, preimage)
     assert inbox.claim(index).open_disputes == 2
     with ape.reverts("game: claim stands"):
         game.contract.close(second, sender=bob)
-    _play(game, first, preimage, operator, lie, challenger, honest)
+    _play(game, first, preimage, sequencer, lie, challenger, honest)
     game.close(bob, second)
     assert game.game(second).outcome == Outcome.MOOT
     assert game.credit(bob.address) == BOND
@@ -331,15 +246,16 @@ def test_two_games_on_one_claim__the_second_ends_moot_with_its_bond_back(
 
 
 def test_a_removed_claim__takes_every_later_claim_and_their_games(
-    chain, inbox, game, operator, challenger, bob, funded
+    chain, inbox, game, sequencer, challenger, bob, funded
 ):
-    first, honest, lie = _post(inbox, operator, funded, _batch(chain, inbox), lie_at=1)
-    later, _, _ = _post(inbox, operator, funded, _batch(chain, inbox))
+    first, honest, lie = _post(inbox, sequencer, funded, _batch(chain, inbox), lie_at=1)
+    later, _, _ = _post(inbox, sequencer, funded, _batch(chain, inbox))
     later_game = game.open(bob, later, _preimage(inbox, funded, later))
     preimage = _preimage(inbox, funded, first)
     game_id = game.open(challenger, first, preimage)
     assert (
-        _play(game, game_id, preimage, operator, lie, challenger, honest)["outcome"] == Outcome.CHALLENGER_WON
+        _play(game, game_id, preimage, sequencer, lie, challenger, honest)["outcome"]
+        == Outcome.CHALLENGER_WON
     )
     assert inbox.count("claimCount") == first
     game.close(bob, later_game)
@@ -351,14 +267,14 @@ def test_a_removed_claim__takes_every_later_claim_and_their_games(
 
 
 def test_a_bonded_liar__forfeits_its_bond_to_the_challenger(
-    chain, inbox, game, operator, challenger, bob, funded
+    chain, inbox, game, sequencer, challenger, bob, funded
 ):
-    inbox.append_batch(operator, _batch(chain, inbox))
+    inbox.append_batch(sequencer, _batch(chain, inbox))
     funded.sync()
     index = len(funded.batches) - 1
     honest = funded.trace(index)
     lie = honest.lying_from(6, keccak(b"bob's lie"))
-    inbox.propose_root(bob, index, lie.post_root, bond=BOND)  # bob is no operator: a bond backs it
+    inbox.propose_root(bob, index, lie.post_root, bond=BOND)  # bob is no sequencer: a bond backs it
     preimage = _preimage(inbox, funded, index)
     game_id = game.open(challenger, index, preimage)
     assert _play(game, game_id, preimage, bob, lie, challenger, honest)["outcome"] == Outcome.CHALLENGER_WON
@@ -372,15 +288,15 @@ def test_a_bonded_liar__forfeits_its_bond_to_the_challenger(
 # -- refusals -----------------------------------------------------------------------------------------------
 
 
-def test_open__refusals(chain, inbox, game, operator, challenger, funded):
-    index, _, _ = _post(inbox, operator, funded, _batch(chain, inbox))
+def test_open__refusals(chain, inbox, game, sequencer, challenger, funded):
+    index, _, _ = _post(inbox, sequencer, funded, _batch(chain, inbox))
     preimage = _preimage(inbox, funded, index)
     with ape.reverts("game: wrong bond"):
         game.contract.open(index, preimage, sender=challenger, value=BOND - 1)
     with ape.reverts("game: no such claim"):
         game.contract.open(index + 1, preimage, sender=challenger, value=BOND)
     with ape.reverts("game: proposer cannot challenge itself"):
-        game.contract.open(index, preimage, sender=operator, value=BOND)
+        game.contract.open(index, preimage, sender=sequencer, value=BOND)
     with ape.reverts("game: bad batch preimage"):
         game.contract.open(index, preimage[:-1] + b"\x00", sender=challenger, value=BOND)
     chain.mine(1, deltatime=601)
@@ -388,8 +304,8 @@ def test_open__refusals(chain, inbox, game, operator, challenger, funded):
         game.contract.open(index, preimage, sender=challenger, value=BOND)
 
 
-def test_moves__refusals(chain, inbox, game, operator, challenger, bob, funded):
-    index, honest, _ = _post(inbox, operator, funded, _batch(chain, inbox))
+def test_moves__refusals(chain, inbox, game, sequencer, challenger, bob, funded):
+    index, honest, _ = _post(inbox, sequencer, funded, _batch(chain, inbox))
     preimage = _preimage(inbox, funded, index)
     game_id = game.open(challenger, index, preimage)
     state = game.game(game_id)
@@ -397,14 +313,14 @@ def test_moves__refusals(chain, inbox, game, operator, challenger, bob, funded):
     with ape.reverts("game: not the defender"):
         game.contract.reveal(game_id, roots, sender=bob)
     with ape.reverts("game: wrong root count"):
-        game.contract.reveal(game_id, roots[:-1], sender=operator)
+        game.contract.reveal(game_id, roots[:-1], sender=sequencer)
     with ape.reverts("game: not the challenger's pick"):
         game.contract.pick(game_id, roots, 0, sender=challenger)
     with ape.reverts("game: not at one step"):
         game.contract.step(game_id, preimage, b"", sender=challenger)
-    game.reveal(operator, game_id, roots)
+    game.reveal(sequencer, game_id, roots)
     with ape.reverts("game: not the defender's move"):
-        game.contract.reveal(game_id, roots, sender=operator)
+        game.contract.reveal(game_id, roots, sender=sequencer)
     with ape.reverts("game: not the challenger"):
         game.contract.pick(game_id, roots, 0, sender=bob)
     with ape.reverts("game: not the revealed roots"):
@@ -419,13 +335,15 @@ def test_moves__refusals(chain, inbox, game, operator, challenger, bob, funded):
         game.contract.cutPoints(game_id + 1)
 
 
-def test_step__a_proof_the_verifier_rejects_decides_nothing(chain, inbox, game, operator, challenger, funded):
-    index, honest, lie = _post(inbox, operator, funded, _batch(chain, inbox), lie_at=0)
+def test_step__a_proof_the_verifier_rejects_decides_nothing(
+    chain, inbox, game, sequencer, challenger, funded
+):
+    index, honest, lie = _post(inbox, sequencer, funded, _batch(chain, inbox), lie_at=0)
     preimage = _preimage(inbox, funded, index)
     game_id = game.open(challenger, index, preimage)
     while not (state := game.game(game_id)).at_one_step:
         if state.defender_to_move:
-            game.reveal(operator, game_id, lie.reveal(state.lo, state.hi, ARITY))
+            game.reveal(sequencer, game_id, lie.reveal(state.lo, state.hi, ARITY))
         else:
             revealed = game.revealed_roots(game_id)
             game.pick(challenger, game_id, revealed, honest.pick(state.lo, state.hi, ARITY, revealed))
@@ -440,7 +358,7 @@ def test_step__a_proof_the_verifier_rejects_decides_nothing(chain, inbox, game, 
     chain.mine(1, deltatime=CLOCK + 1)
     with ape.reverts("game: the challenger's clock ran out"):
         game.contract.step(game_id, preimage, proof, sender=challenger)
-    assert game.timeout(operator, game_id) == Outcome.DEFENDER_WON  # too late: the liar keeps it
+    assert game.timeout(sequencer, game_id) == Outcome.DEFENDER_WON  # too late: the liar keeps it
     with ape.reverts("game: over"):
         game.contract.step(game_id, preimage, proof, sender=challenger)
 
