@@ -244,7 +244,7 @@ contract OneStepVerifier {
             // The proof: count ‖ siblings ‖ terminal (0x00, or 0x01 ‖ key ‖ valueHash).
             require(offset < proof.length, "verifier: witness truncated");
             e.proofStart = offset;
-            offset += 1 + 32 * uint8(proof[offset]);
+            offset += 1 + 32 * uint256(uint8(proof[offset])); // in uint8, 8 siblings or more overflowed
             require(offset < proof.length, "verifier: witness truncated");
             uint8 terminal = uint8(proof[offset]);
             require(terminal <= 1, "verifier: bad proof terminal");

@@ -385,3 +385,16 @@ def test_initialize__zero_clock_or_bond_refused(project, deployer, implementatio
         broken[field] = 0
         with ape.reverts(reason):
             clone.initialize(tuple(broken), rollup.inbox, rollup.sequencer_set, sender=deployer)
+
+
+def test_a_one_transaction_batch__goes_straight_to_the_step(
+    chain, inbox, game, sequencer, challenger, funded
+):
+    batch = Batch((Block(chain.blocks.head.timestamp, (_transfer(inbox, 0, 1, 10, 0),)),))
+    index, honest, lie = _post(inbox, sequencer, funded, batch, lie_at=0)
+    preimage = _preimage(inbox, funded, index)
+    game_id = game.open(challenger, index, preimage)
+    state = game.game(game_id)
+    assert state.at_one_step and not state.defender_to_move
+    result = _play(game, game_id, preimage, sequencer, lie, challenger, honest)
+    assert result == {"outcome": Outcome.CHALLENGER_WON, "defender": 0, "challenger": 1}

@@ -375,3 +375,24 @@ def test_random_batches__the_verifier_gives_the_python_trace(verifier, blocks, p
     agreed = roots[index - 1] if index else PRE.root
     status, root = verifier.verifyStep(keccak(preimage), preimage, index, agreed, CHAIN, INBOX, proof)
     assert (status, bytes(root)) == (statuses[index], roots[index])
+
+
+# A state of 4,096 other leaves: every leaf a transaction touches lies 12 levels deep or so (the
+# vectors' and the random batches' states are a few levels deep; a proof with 8 or more siblings
+# once overflowed the verifier's witness decoder).
+DEEP = PRE.apply({keccak(b"filler" + i.to_bytes(4, "big")): b"\x01" for i in range(4_096)})
+
+
+@pytest.mark.parametrize("kind", ["transfer", "withdraw", "authorization", "deposit", "bad nonce"])
+def test_a_step_in_a_deep_tree__gives_the_python_trace(verifier, kind):
+    if kind == "deposit":
+        tx = deposits(9)[8]
+    else:
+        tx = signed_tx("transfer" if kind == "bad nonce" else kind, 1, 2, 7, 5 if kind == "bad nonce" else 0)
+    batch = Batch((Block(1_000, (signed_tx("transfer", 0, 1, 3, 0), tx)),))
+    _, statuses, roots = execute_batch(DEEP, batch, CHAIN, INBOX, POSTER)
+    preimage = batch_preimage(keccak(b"before"), batch.encode(), batch.tx_root(), batch.tx_count, POSTER)
+    proof = prove_step(DEEP, batch, 1, CHAIN, INBOX, POSTER)
+    assert min(len(e.proof.siblings) for e in proof.witness.entries) >= 8
+    status, root = verifier.verifyStep(keccak(preimage), preimage, 1, roots[0], CHAIN, INBOX, proof.encode())
+    assert (status, bytes(root)) == (statuses[1], roots[1])
