@@ -48,6 +48,8 @@ bench: setup
 	python bench/x402_settlement.py
 	python bench/escrow_gas.py
 	python bench/blockstm.py
+	python bench/rollup_gas.py
+	python bench/dispute_gas.py
 
 clean:
 	rm -rf .build $(VENV) node_modules

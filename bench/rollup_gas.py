@@ -36,6 +36,7 @@ from offchain.l2.batch import Batch, Block, execute_batch
 from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, Tx, Withdraw, decode, encode
 from offchain.l2.signing import authorization_digest, sign, transfer_digest, withdraw_digest
 from offchain.l2.stf import DEPOSITS_KEY, State, Status, withdrawal_key
+from offchain.rollup.dispute import deploy_implementation
 from offchain.rollup.factory import RollupFactory
 from offchain.rollup.inbox import Withdrawal
 from offchain.rollup.params import RollupParams
@@ -125,7 +126,8 @@ def main() -> None:
             )
         direct_gas = sum(direct) / len(direct)
 
-        factory = RollupFactory.deploy(deployer, registries.identity.address)
+        game = deploy_implementation(deployer)
+        factory = RollupFactory.deploy(deployer, registries.identity.address, str(game.address))
         params = RollupParams(
             chain_id=CHAIN_ID,
             stake_token=str(token.address),

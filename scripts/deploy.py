@@ -1,8 +1,8 @@
 """`ape run deploy`: deploys our L1 contracts and records them in the deployments file.
 
 The ERC-8004 registries, AgentUSD (the deployer holds its admin and minter roles), the
-BatchSettler, and the RollupFactory with the implementations its rollups clone (`ape run rollup
-new` spins one up). On a local chain the first test account deploys; elsewhere name one with --account.
+BatchSettler, the OneStepVerifier, and the RollupFactory with the implementations its rollups
+clone, the DisputeGame among them (`ape run rollup new` spins one up). On a local chain the first test account deploys; elsewhere name one with --account.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from offchain.chain.accounts import sender_or_default
 from offchain.chain.deployments import save_deployment
 from offchain.errors import AgentL2Error
 from offchain.identity.registries import Erc8004
+from offchain.rollup.dispute import deploy_implementation
 from offchain.rollup.factory import RollupFactory
 
 
@@ -29,12 +30,15 @@ def cli(cli_ctx, account):
     registries = Erc8004.deploy(deployer)
     token = deployer.deploy(project.AgentUSD, deployer.address)
     settler = deployer.deploy(project.BatchSettler)
-    factory = RollupFactory.deploy(deployer, str(registries.identity.address))
+    game = deploy_implementation(deployer)
+    factory = RollupFactory.deploy(deployer, str(registries.identity.address), str(game.address))
     record = registries.deployment(deployer)
     record.contracts.update(
         {
             "AgentUSD": str(token.address),
             "BatchSettler": str(settler.address),
+            "OneStepVerifier": str(game.verifier()),
+            "DisputeGame": str(game.address),
             "RollupFactory": str(factory.contract.address),
         }
     )

@@ -59,7 +59,10 @@ def new(account, chain_id, min_stake, slot_length, challenge_window, exit_delay)
         rollup = _factory().create(creator, params)
     except (AgentL2Error, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"rollup {rollup.chain_id}: inbox {rollup.inbox}, sequencer set {rollup.sequencer_set}")
+    click.echo(
+        f"rollup {rollup.chain_id}: inbox {rollup.inbox}, sequencer set {rollup.sequencer_set}, "
+        f"dispute game {rollup.dispute_game}"
+    )
 
 
 @cli.command(cls=ConnectedProviderCommand, short_help="Deposit ETH or AUSD into a rollup")

@@ -47,20 +47,21 @@ def domain_separator(name: str, chain_id: int, verifying_contract: str) -> bytes
     )
 
 
-def _digest(separator: bytes, struct_hash: bytes) -> bytes:
+def typed_digest(separator: bytes, struct_hash: bytes) -> bytes:
+    """EIP-712's `keccak256(0x19 ‖ 0x01 ‖ domainSeparator ‖ structHash)`."""
     return keccak(b"\x19\x01" + separator + struct_hash)
 
 
 def transfer_digest(tx: Transfer, chain_id: int, inbox: str) -> bytes:
     fields = (tx.sender, tx.to, tx.token, tx.amount, tx.fee, tx.nonce)
-    return _digest(
+    return typed_digest(
         domain_separator(ROLLUP_NAME, chain_id, inbox), keccak(TRANSFER_TYPE + b"".join(map(_word, fields)))
     )
 
 
 def withdraw_digest(tx: Withdraw, chain_id: int, inbox: str) -> bytes:
     fields = (tx.sender, tx.token, tx.amount, tx.fee, tx.recipient, tx.nonce)
-    return _digest(
+    return typed_digest(
         domain_separator(ROLLUP_NAME, chain_id, inbox), keccak(WITHDRAW_TYPE + b"".join(map(_word, fields)))
     )
 
@@ -68,7 +69,7 @@ def withdraw_digest(tx: Withdraw, chain_id: int, inbox: str) -> bytes:
 def authorization_digest(tx: TransferWithAuthorization, chain_id: int) -> bytes:
     fields = (tx.sender, tx.to, tx.value, tx.valid_after, tx.valid_before, tx.nonce)
     separator = domain_separator(TOKEN_NAME, chain_id, tx.token)
-    return _digest(separator, keccak(AUTHORIZATION_TYPE + b"".join(map(_word, fields))))
+    return typed_digest(separator, keccak(AUTHORIZATION_TYPE + b"".join(map(_word, fields))))
 
 
 def sign(private_key: str | bytes, digest: bytes) -> bytes:

@@ -35,9 +35,11 @@ def test_deploy__records_the_registries(tmp_path):
         "ValidationRegistry",
         "AgentUSD",
         "BatchSettler",
+        "OneStepVerifier",
+        "DisputeGame",
         "RollupFactory",
     }
-    assert len(set(record["contracts"].values())) == 6
+    assert len(set(record["contracts"].values())) == 8
 
 
 def test_faucet__without_a_deployment__fails_clearly(tmp_path):
@@ -74,6 +76,7 @@ def test_rollup__new_deposit_and_withdraw_on_one_chain(tmp_path):
         created = _ape_run("rollup", "new", "--network", network, "--chain-id", "4242", deployments=tmp_path)
         assert created.returncode == 0, created.stderr + created.stdout
         assert "rollup 4242: inbox 0x" in created.stdout
+        assert "dispute game 0x" in created.stdout and "dispute game 0x" + "0" * 40 not in created.stdout
         again = _ape_run("rollup", "new", "--network", network, "--chain-id", "4242", deployments=tmp_path)
         assert again.returncode != 0 and "factory: chain id taken" in again.stderr + again.stdout
         to = "0x" + "22" * 20
