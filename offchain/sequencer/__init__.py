@@ -1,0 +1,1 @@
+"""The sequencer service: admission, soft confirmations, blocks and batches (docs/services.md)."""

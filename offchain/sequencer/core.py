@@ -1,0 +1,197 @@
+"""The sequencer's state machine: admission against the pending state, blocks, batches.
+
+The L2 state the sequencer builds on is what L1 says: `Derivation` replays the posted batches.
+Over it lie the blocks the sequencer has built and not yet posted. A submitted record is run
+against that pending state with the reference STF; if it would fail, it is refused with the
+status and nothing changes; if it applies, it takes the next position of the open block and the
+caller gets a signed soft confirmation of that place at once.
+
+A block opens with the L1 queue's entries that are not in any block yet (deposits and forced
+records must come first, in queue order, §Queue) and then takes transactions. `post` closes the
+open block and appends every unposted block as one batch, executed with the Block-STM executor,
+with its claimed post-state root. The promised places are exactly the posted ones: a block's
+contents never change once a transaction in it is confirmed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from offchain.errors import AgentL2Error, InvalidInput
+from offchain.executor.block import run_block
+from offchain.l2.batch import MAX_BLOCKS_PER_BATCH, MAX_TXS_PER_BATCH, Batch, Block
+from offchain.l2.codec import CodecError, Deposit, Tx, decode
+from offchain.l2.stf import BlockContext, State, Status, apply_tx, balance_key, nonce_key
+from offchain.rollup.derive import Derivation
+from offchain.rollup.inbox import Inbox
+from offchain.sequencer.confirmation import SoftConfirmation, confirm, tx_hash
+
+
+class Rejected(InvalidInput):
+    """A submitted record the sequencer refuses; `status` is the STF's, or None (malformed)."""
+
+    def __init__(self, message: str, status: Status | None = None):
+        self.status = status
+        super().__init__(message)
+
+
+class StaleState(AgentL2Error):
+    """The unposted blocks were built on a state that L1 has moved past (another poster)."""
+
+
+@dataclass
+class OpenBlock:
+    number: int
+    timestamp: int
+    txs: list[Tx] = field(default_factory=list)
+    records: list[bytes] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TxReceipt:
+    """Where a confirmed transaction stands: soft (confirmed), posted (in a batch on L1), final."""
+
+    tx_hash: str
+    stage: str
+    confirmation: SoftConfirmation
+    status: int | None  # the STF status once posted (the admission check said OK)
+    batch: int | None
+
+
+class Sequencer:
+    """One operator's sequencer over one rollup (see the module's docstring)."""
+
+    def __init__(self, private_key: str, account: Any, inbox: Inbox, chain_id: int, clock: Any):
+        self.key = private_key
+        self.account = account  # sends the batches (ape account of the same key)
+        self.inbox = inbox
+        self.chain_id = chain_id
+        self.clock = clock  # () -> L1 time to stamp a new block with
+        self.derivation = Derivation(inbox, chain_id)
+        self.derivation.sync()
+        self.blocks: list[OpenBlock] = []  # built, unposted; the last one is open
+        self.overlay: dict[bytes, bytes | None] = {}  # the unposted blocks' writes
+        self.confirmed: dict[str, SoftConfirmation] = {}  # tx hash -> its confirmation
+        self.posted: dict[str, tuple[int, Status]] = {}  # tx hash -> (batch index, status)
+        self.queue_taken = inbox.count("queueHead")  # the next queue entry no block holds yet
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    @property
+    def base(self) -> State:
+        return self.derivation.states[-1] if self.derivation.states else State()
+
+    def read(self, key: bytes) -> bytes | None:
+        """A leaf of the pending state (posted state with the unposted blocks over it)."""
+        return self.overlay[key] if key in self.overlay else self.base.read(key)
+
+    def balance(self, account: str, token: str) -> int:
+        raw = self.read(balance_key(account, token))
+        return int.from_bytes(raw, "big") if raw else 0
+
+    def nonce(self, account: str) -> int:
+        raw = self.read(nonce_key(account))
+        return int.from_bytes(raw, "big") if raw else 0
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def submit(self, record: bytes) -> SoftConfirmation:
+        """Admits `record` into the open block, or raises Rejected (nothing changes)."""
+        try:
+            tx = decode(record)
+        except CodecError as exc:
+            raise Rejected(f"malformed record: {exc}") from None
+        if isinstance(tx, Deposit):
+            raise Rejected("deposits enter through the L1 inbox, not the sequencer")
+        txn_hash = "0x" + tx_hash(record).hex()
+        if txn_hash in self.confirmed:
+            raise Rejected(f"transaction {txn_hash} was already confirmed")
+        if self._unposted_count() >= MAX_TXS_PER_BATCH:
+            raise Rejected("the pending batch is full; retry after the next post")
+        block = self._open_block()
+        status, writes = apply_tx(tx, self._context(block), self.read)
+        if status != Status.OK:
+            raise Rejected(f"the transaction would fail: {status.name}", status)
+        self.overlay.update(writes)
+        block.txs.append(tx)
+        block.records.append(record)
+        confirmation = confirm(
+            self.key, self.chain_id, self.inbox.address, record, block.number, len(block.txs) - 1
+        )
+        self.confirmed[txn_hash] = confirmation
+        return confirmation
+
+    def post(self) -> int | None:
+        """Appends the unposted blocks as one batch with its claimed root; returns its index
+        (None if there was nothing to post)."""
+        if not self.blocks or not any(b.txs for b in self.blocks):
+            return None
+        batch = Batch(tuple(Block(b.timestamp, tuple(b.txs)) for b in self.blocks))
+        if self.inbox.count("batchCount") != len(self.derivation.batches):
+            raise StaleState("another batch was appended since these blocks were built on the state")
+        state, statuses = self.base, []
+        for block in self.blocks:
+            executed = run_block(state, self._context(block), list(block.txs))
+            state = executed.state
+            statuses.extend(executed.statuses)
+        index = self.inbox.append_batch(self.account, batch, state.root)
+        records = [record for block in self.blocks for record in block.records]
+        for record, status in zip(records, statuses, strict=True):
+            self.posted["0x" + tx_hash(record).hex()] = (index, status)
+        self.blocks, self.overlay = [], {}
+        self.derivation.sync()
+        if self.derivation.root(index) != state.root:  # our executor against the reference STF
+            raise RuntimeError(f"batch {index}: the executor's root is not the derivation's")
+        return index
+
+    def receipt(self, txn_hash: str) -> TxReceipt | None:
+        if txn_hash not in self.confirmed:
+            return None
+        confirmation = self.confirmed[txn_hash]
+        if txn_hash not in self.posted:
+            return TxReceipt(txn_hash, "soft", confirmation, None, None)
+        batch, status = self.posted[txn_hash]
+        final = batch < self.inbox.count("claimCount") and self.inbox.claim(batch).final
+        return TxReceipt(txn_hash, "final" if final else "posted", confirmation, int(status), batch)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _context(self, block: OpenBlock) -> BlockContext:
+        return BlockContext(self.chain_id, self.inbox.address, block.timestamp, self.address)
+
+    def _next_block_number(self) -> int:
+        if self.blocks:
+            return self.blocks[-1].number + 1
+        batches = self.derivation.batches
+        return batches[-1].first_l2_block + batches[-1].block_count if batches else 0
+
+    def _unposted_count(self) -> int:
+        return sum(len(b.txs) for b in self.blocks)
+
+    def _open_block(self) -> OpenBlock:
+        """The open block; a new one (led by the queue's new entries) once a second has passed."""
+        now = int(self.clock())
+        if self.blocks and self.blocks[-1].timestamp >= now:
+            return self.blocks[-1]
+        if len(self.blocks) >= MAX_BLOCKS_PER_BATCH:
+            return self.blocks[-1]
+        block = OpenBlock(self._next_block_number(), max(now, self._last_timestamp()))
+        self.blocks.append(block)
+        for entry in self.inbox.queue(self.queue_taken):
+            tx = decode(entry.record)
+            _, writes = apply_tx(tx, self._context(block), self.read)  # a failing record stays in
+            self.overlay.update(writes)
+            block.txs.append(tx)
+            block.records.append(entry.record)
+            self.queue_taken += 1
+        return block
+
+    def _last_timestamp(self) -> int:
+        if self.blocks:
+            return self.blocks[-1].timestamp
+        return 0
