@@ -1,0 +1,137 @@
+"""The sequencer's HTTP API (JSON; the schema is docs/services.md, Sequencer API).
+
+POST /v1/transactions            {"record": "0x…"} → a signed soft confirmation (200), or a refusal
+GET  /v1/transactions/{hash}     the receipt: soft, posted (batch, status) or final
+GET  /v1/accounts/{a}/balance    ?token=0x… (ETH by default), of the pending state
+GET  /v1/accounts/{a}/nonce      the next nonce, of the pending state
+GET  /v1/accounts/{a}/proof      ?token=0x…: the balance leaf's proof under the last posted root
+GET  /v1/sequencer               who signs the confirmations, for which rollup
+
+Refusals are 4xx with {"error": "…", "status": "<STF status>" | null}: 400 for a malformed body
+or record and for a transaction that would fail, 409 for one already confirmed, 413 for a body
+over 4 KiB, 404 for an unknown transaction, 503 (with the leader's address) while another
+operator leads the slot. A refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from offchain.l2.stf import balance_key
+from offchain.sequencer.core import Rejected
+from offchain.sequencer.service import NotLeader, SequencerService
+
+MAX_BODY = 4_096  # the longest record is 190 bytes: 4 KiB leaves room for JSON, never for abuse
+ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+ETH = "0x" + "00" * 20
+
+
+class SubmitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    record: str = Field(pattern=r"^0x([0-9a-fA-F]{2})+$", max_length=2 + 2 * 512)
+
+
+class _Address(BaseModel):
+    address: str = Field(pattern=ADDRESS)
+
+
+def _refusal(code: int, error: str, status: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "status": status}, status_code=code)
+
+
+def _address(value: str) -> str | None:
+    try:
+        return _Address(address=value).address
+    except ValidationError:
+        return None
+
+
+def create_app(service: SequencerService) -> FastAPI:
+    app = FastAPI(title="Agent L2 sequencer", docs_url=None, redoc_url=None)
+    sequencer = service.core
+
+    def locked(function, *args):
+        with service.lock:  # the core is one state machine: one caller inside it at a time
+            return function(*args)
+
+    @app.post("/v1/transactions")
+    async def submit(request: Request) -> JSONResponse:
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            return _refusal(413, f"body over {MAX_BODY} bytes")
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _refusal(413, f"body over {MAX_BODY} bytes")
+        try:
+            parsed = SubmitRequest.model_validate(json.loads(body))
+        except (ValueError, UnicodeDecodeError, ValidationError):
+            return _refusal(400, 'the body must be {"record": "0x<hex>"}')
+        try:
+            confirmation = await run_in_threadpool(service.submit, bytes.fromhex(parsed.record[2:]))
+        except NotLeader as exc:
+            return _refusal(503, str(exc))
+        except Rejected as exc:
+            code = 409 if "already confirmed" in str(exc) else 400
+            return _refusal(code, str(exc), exc.status.name if exc.status is not None else None)
+        return JSONResponse(confirmation.model_dump())
+
+    @app.get("/v1/transactions/{txn_hash}")
+    async def receipt(txn_hash: str) -> JSONResponse:
+        found = await run_in_threadpool(locked, sequencer.receipt, txn_hash.lower())
+        if found is None:
+            return _refusal(404, f"no transaction {txn_hash} was confirmed here")
+        return JSONResponse(
+            {
+                "tx_hash": found.tx_hash,
+                "stage": found.stage,
+                "status": found.status,
+                "batch": found.batch,
+                "confirmation": found.confirmation.model_dump(),
+            }
+        )
+
+    @app.get("/v1/accounts/{account}/balance")
+    async def balance(account: str, token: str = ETH) -> JSONResponse:
+        if _address(account) is None or _address(token) is None:
+            return _refusal(400, "account and token are 20-byte hex addresses")
+        amount = await run_in_threadpool(locked, sequencer.balance, account, token)
+        return JSONResponse({"account": account, "token": token, "balance": str(amount)})
+
+    @app.get("/v1/accounts/{account}/nonce")
+    async def nonce(account: str) -> JSONResponse:
+        if _address(account) is None:
+            return _refusal(400, "the account is a 20-byte hex address")
+        return JSONResponse(
+            {"account": account, "nonce": await run_in_threadpool(locked, sequencer.nonce, account)}
+        )
+
+    @app.get("/v1/accounts/{account}/proof")
+    async def proof(account: str, token: str = ETH) -> JSONResponse:
+        if _address(account) is None or _address(token) is None:
+            return _refusal(400, "account and token are 20-byte hex addresses")
+
+        def prove() -> dict:
+            state = sequencer.base
+            key = balance_key(account, token)
+            return {
+                "batch": len(sequencer.derivation.batches) - 1,
+                "root": "0x" + state.root.hex(),
+                "key": "0x" + key.hex(),
+                "value": "0x" + (state.read(key) or b"").hex(),
+                "proof": "0x" + state.tree.prove(state.root, key).encode().hex(),
+            }
+
+        return JSONResponse(await run_in_threadpool(locked, prove))
+
+    @app.get("/v1/sequencer")
+    async def info() -> JSONResponse:
+        return JSONResponse(
+            {"address": sequencer.address, "chain_id": sequencer.chain_id, "inbox": sequencer.inbox.address}
+        )
+
+    return app

@@ -1,0 +1,111 @@
+"""The sequencer's schedule: accept while leading, post before the slot passes on.
+
+The sequencer set says who leads each slot of `slotLength` L1 blocks. A transaction sent now is
+mined in the next L1 block, so "leading" means leading the slot of the head's next block. While
+it leads, the service posts what it has confirmed every `post_interval` seconds, and at once when
+the next block is the last of its slot: what it confirmed is on L1 before the next leader builds
+on it. When another operator leads, submissions are refused (`NotLeader`, with the leader's
+address) and the service only follows L1.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from ape import chain
+
+from offchain.chain.calls import view
+from offchain.sequencer.core import Rejected, Sequencer
+
+log = logging.getLogger("agentl2.sequencer")
+
+
+class NotLeader(Rejected):
+    """Submitted while another operator leads the slot."""
+
+    def __init__(self, leader: str):
+        self.leader = leader
+        super().__init__(f"this sequencer does not lead the current slot; the leader is {leader}")
+
+
+class Schedule:
+    """The slot schedule of one sequencer set, read from the contract."""
+
+    def __init__(self, sequencer_set: Any):
+        self.contract = sequencer_set
+        self.genesis = int(view(sequencer_set, "genesisBlock"))
+        self.slot_length = int(view(sequencer_set, "slotLength"))
+
+    def next_slot(self) -> tuple[int, bool]:
+        """The slot of the head's next block, and whether that block is the slot's last."""
+        offset = chain.blocks.head.number + 1 - self.genesis
+        return offset // self.slot_length, offset % self.slot_length == self.slot_length - 1
+
+    def leader(self, slot: int) -> str:
+        return str(view(self.contract, "leaderOf", slot))
+
+
+class SequencerService:
+    """Runs a `Sequencer` on the schedule (call `step` in a loop, or `start` a thread)."""
+
+    def __init__(self, core: Sequencer, schedule: Schedule, post_interval: float = 2.0, poll: float = 0.2):
+        self.core = core
+        self.schedule = schedule
+        self.post_interval = post_interval
+        self.poll = poll
+        self.lock = threading.Lock()  # shared with the API: one caller inside the core at a time
+        self._last_post = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def leader(self) -> str:
+        return self.schedule.leader(self.schedule.next_slot()[0])
+
+    def submit(self, record: bytes):
+        """The API's submit: refused unless this sequencer leads the next block's slot."""
+        with self.lock:
+            leader = self.leader()
+            if leader.lower() != self.core.address.lower():
+                raise NotLeader(leader)
+            return self.core.submit(record)
+
+    def step(self) -> int | None:
+        """One round of the schedule; returns the index of a batch it posted."""
+        with self.lock:
+            slot, last_block = self.schedule.next_slot()
+            if self.schedule.leader(slot).lower() != self.core.address.lower():
+                self.core.derivation.sync()
+                return None
+            due = last_block or time.monotonic() - self._last_post >= self.post_interval
+            if not due:
+                return None
+            self._last_post = time.monotonic()
+            index = self.core.post()
+            if index is not None:
+                log.info("slot %d: posted batch %d", slot, index)
+            return index
+
+    def start(self) -> SequencerService:
+        self._thread = threading.Thread(target=self._run, name="sequencer-schedule", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stops the loop after posting what it confirmed, if it still leads."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self.lock:
+            slot, _ = self.schedule.next_slot()
+            if self.schedule.leader(slot).lower() == self.core.address.lower():
+                self.core.post()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll):
+            try:
+                self.step()
+            except Exception:  # a failed round is logged and retried; the loop must not die
+                log.exception("sequencer round failed")
