@@ -9,12 +9,14 @@ evidence of a broken promise.
 
 from __future__ import annotations
 
-from eth_account import Account
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from offchain.chain.ecdsa import recover_signer
+from offchain.errors import ConfigError
 from offchain.hashing import keccak
-from offchain.l2.signing import ROLLUP_NAME, domain_separator, sign, typed_digest
+from offchain.l2.signing import ROLLUP_NAME, domain_separator, typed_digest
 
 CONFIRMATION_TYPE = keccak(b"SoftConfirmation(bytes32 txHash,uint64 l2Block,uint32 position)")
 
@@ -57,17 +59,21 @@ def confirmation_digest(chain_id: int, inbox: str, txn_hash: bytes, l2_block: in
 
 
 def confirm(
-    private_key: str, chain_id: int, inbox: str, record: bytes, l2_block: int, position: int
+    signer: Any, chain_id: int, inbox: str, record: bytes, l2_block: int, position: int
 ) -> SoftConfirmation:
-    """The sequencer's signed confirmation that `record` is transaction `position` of `l2_block`."""
+    """`signer`'s (an ape account's) confirmation that `record` is transaction `position` of
+    `l2_block`."""
     txn_hash = tx_hash(record)
-    signature = sign(private_key, confirmation_digest(chain_id, inbox, txn_hash, l2_block, position))
+    signed = signer.sign_raw_msghash(confirmation_digest(chain_id, inbox, txn_hash, l2_block, position))
+    if signed is None:
+        raise ConfigError(f"account {signer.address} cannot sign a message hash")
+    signature = bytes(signed.r).rjust(32, b"\x00") + bytes(signed.s).rjust(32, b"\x00") + bytes([signed.v])
     return SoftConfirmation(
         chain_id=chain_id,
         inbox=inbox,
         tx_hash="0x" + txn_hash.hex(),
         l2_block=l2_block,
         position=position,
-        sequencer=Account.from_key(private_key).address,
+        sequencer=str(signer.address),
         signature="0x" + signature.hex(),
     )

@@ -62,9 +62,8 @@ class TxReceipt:
 class Sequencer:
     """One operator's sequencer over one rollup (see the module's docstring)."""
 
-    def __init__(self, private_key: str, account: Any, inbox: Inbox, chain_id: int, clock: Any):
-        self.key = private_key
-        self.account = account  # sends the batches (ape account of the same key)
+    def __init__(self, account: Any, inbox: Inbox, chain_id: int, clock: Any):
+        self.account = account  # an ape account: signs the confirmations, sends the batches
         self.inbox = inbox
         self.chain_id = chain_id
         self.clock = clock  # () -> L1 time to stamp a new block with
@@ -121,10 +120,15 @@ class Sequencer:
         block.txs.append(tx)
         block.records.append(record)
         confirmation = confirm(
-            self.key, self.chain_id, self.inbox.address, record, block.number, len(block.txs) - 1
+            self.account, self.chain_id, self.inbox.address, record, block.number, len(block.txs) - 1
         )
         self.confirmed[txn_hash] = confirmation
         return confirmation
+
+    def take_queue(self) -> None:
+        """Opens a block for L1 queue entries no block holds yet (deposits need no submission)."""
+        if self.inbox.count("queueLength") > self.queue_taken:
+            self._open_block()
 
     def post(self) -> int | None:
         """Appends the unposted blocks as one batch with its claimed root; returns its index

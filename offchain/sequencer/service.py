@@ -83,6 +83,7 @@ class SequencerService:
             if not due:
                 return None
             self._last_post = time.monotonic()
+            self.core.take_queue()
             index = self.core.post()
             if index is not None:
                 log.info("slot %d: posted batch %d", slot, index)

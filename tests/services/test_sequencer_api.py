@@ -19,7 +19,7 @@ from tests.services.test_sequencer_core import _transfer
 
 @pytest.fixture
 def api(chain, inbox, sequencer, sequencer_set, first_batch):
-    core = Sequencer(sequencer.private_key, sequencer, inbox, CHAIN_ID, lambda: chain.blocks.head.timestamp)
+    core = Sequencer(sequencer, inbox, CHAIN_ID, lambda: chain.blocks.head.timestamp)
     service = SequencerService(core, Schedule(sequencer_set))
     with (
         BackgroundServer(create_app(service)) as server,

@@ -32,7 +32,7 @@ def _authorization(sender: int, to: int, value: int, after: int, before: int) ->
 
 @pytest.fixture
 def node(chain, inbox, sequencer, first_batch) -> Sequencer:
-    return Sequencer(sequencer.private_key, sequencer, inbox, CHAIN_ID, lambda: chain.blocks.head.timestamp)
+    return Sequencer(sequencer, inbox, CHAIN_ID, lambda: chain.blocks.head.timestamp)
 
 
 def test_an_accepted_transfer__gets_a_signed_confirmation_and_moves_the_pending_state(node, inbox, sequencer):

@@ -12,7 +12,7 @@ from tests.services.test_sequencer_core import _transfer
 
 
 def _service(chain, inbox, account, sequencer_set, interval: float = 3_600.0) -> SequencerService:
-    core = Sequencer(account.private_key, account, inbox, CHAIN_ID, lambda: chain.blocks.head.timestamp)
+    core = Sequencer(account, inbox, CHAIN_ID, lambda: chain.blocks.head.timestamp)
     return SequencerService(core, Schedule(sequencer_set), post_interval=interval)
 
 
