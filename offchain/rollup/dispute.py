@@ -49,6 +49,7 @@ class GameState(BaseModel):
     defender_used: int
     challenger_used: int
     moves: int
+    proposed_at: int
     claim_root: bytes
 
     @property
@@ -143,6 +144,7 @@ class DisputeGame:
             defender_used=raw.defenderUsed,
             challenger_used=raw.challengerUsed,
             moves=raw.moves,
+            proposed_at=raw.proposedAt,
             claim_root=bytes(raw.claimRoot),
         )
 
