@@ -31,6 +31,7 @@ from offchain.rollup.factory import RollupFactory
 from offchain.rollup.sequencer_set import SEED_MARGIN
 from offchain.sequencer.api import create_app
 from offchain.sequencer.core import Sequencer
+from offchain.sequencer.faults import Fault
 from offchain.sequencer.service import Schedule, SequencerService
 
 
@@ -75,7 +76,13 @@ def _join(operator, rollup) -> None:
 @click.option("--test-account", type=click.IntRange(0, 19), default=1, show_default=True)
 @click.option("--join", is_flag=True, help="Register an agent and stake the minimum first.")
 @click.option("--port", type=int, default=None, help="Overrides AGENTL2_SEQUENCER_PORT.")
-def cli(account, chain_id, test_account, join, port):
+@click.option(
+    "--fault",
+    type=click.Choice([f.value for f in Fault]),
+    default=None,
+    help="Fault injection: claim the roots of this lie for every batch (a watchtower must catch it).",
+)
+def cli(account, chain_id, test_account, join, port, fault):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = SequencerSettings()
     if port is not None:
@@ -86,7 +93,13 @@ def cli(account, chain_id, test_account, join, port):
         rollup = factory.rollup(chain_id)
         if join:
             _join(operator, rollup)
-        core = Sequencer(operator, rollup.inbox_client(), chain_id, lambda: chain.blocks.head.timestamp)
+        core = Sequencer(
+            operator,
+            rollup.inbox_client(),
+            chain_id,
+            lambda: chain.blocks.head.timestamp,
+            fault=Fault(fault) if fault else None,
+        )
         service = SequencerService(
             core,
             Schedule(project.SequencerSet.at(rollup.sequencer_set)),

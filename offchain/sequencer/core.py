@@ -22,10 +22,12 @@ from offchain.errors import AgentL2Error, InvalidInput
 from offchain.executor.block import run_block
 from offchain.l2.batch import MAX_BLOCKS_PER_BATCH, MAX_TXS_PER_BATCH, Batch, Block
 from offchain.l2.codec import CodecError, Deposit, Tx, decode
+from offchain.l2.dispute import BatchTrace
 from offchain.l2.stf import BlockContext, State, Status, apply_tx, balance_key, nonce_key
 from offchain.rollup.derive import Derivation
 from offchain.rollup.inbox import Inbox
 from offchain.sequencer.confirmation import SoftConfirmation, confirm, tx_hash
+from offchain.sequencer.faults import Fault, faulty_trace
 
 
 class Rejected(InvalidInput):
@@ -62,8 +64,10 @@ class TxReceipt:
 class Sequencer:
     """One operator's sequencer over one rollup (see the module's docstring)."""
 
-    def __init__(self, account: Any, inbox: Inbox, chain_id: int, clock: Any):
+    def __init__(self, account: Any, inbox: Inbox, chain_id: int, clock: Any, fault: Fault | None = None):
         self.account = account  # an ape account: signs the confirmations, sends the batches
+        self.fault = fault  # fault injection: claim the roots of this lie (offchain/sequencer/faults.py)
+        self.lies: dict[int, BatchTrace] = {}  # batch index -> the faulty trace its claim stands for
         self.inbox = inbox
         self.chain_id = chain_id
         self.clock = clock  # () -> L1 time to stamp a new block with
@@ -143,7 +147,14 @@ class Sequencer:
             executed = run_block(state, self._context(block), list(block.txs))
             state = executed.state
             statuses.extend(executed.statuses)
-        index = self.inbox.append_batch(self.account, batch, state.root)
+        claimed_root = state.root
+        if self.fault is not None:  # fault injection: the lie, and the trace to defend it with
+            honest = BatchTrace.run(self.base, batch, self.chain_id, self.inbox.address, self.address)
+            lie = faulty_trace(self.fault, honest)
+            claimed_root = lie.post_root
+        index = self.inbox.append_batch(self.account, batch, claimed_root)
+        if self.fault is not None:
+            self.lies[index] = lie
         records = [record for block in self.blocks for record in block.records]
         for record, status in zip(records, statuses, strict=True):
             self.posted["0x" + tx_hash(record).hex()] = (index, status)
