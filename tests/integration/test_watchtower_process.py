@@ -1,0 +1,106 @@
+"""`ape run watchtower` and a lying `ape run sequencer --fault wrong-root` as processes on one
+anvil: the watchtower disputes the lie, the liar stops answering and loses on time, and the
+watchtower proposes the right root; both stop on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+
+from tests.integration.processes import ROOT, free_port
+from tests.integration.test_scripts import _ape_run, _rpc
+from tests.integration.test_sequencer_process import OPERATOR, _get, _wait
+
+CHAIN_ID = 4343
+
+
+def _launch(script: str, network: str, tmp_path: Path, *args: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "AGENTL2_DEPLOYMENTS_DIR": str(tmp_path),
+        "AGENTL2_SEQUENCER_POST_INTERVAL": "1",
+        "AGENTL2_WATCHTOWER_POLL": "0.5",
+        "PYTHONWARNINGS": "ignore",
+    }
+    ape = Path(sys.executable).with_name("ape")
+    return subprocess.Popen(
+        [str(ape), "run", script, "--network", network, "--chain-id", str(CHAIN_ID), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _rpc_call(network: str, method: str, params: list) -> None:
+    httpx.post(network, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=10)
+
+
+def test_a_lie__is_disputed_timed_out_and_the_right_root_proposed(tmp_path: Path):
+    port, api_port = free_port(), free_port()
+    anvil = subprocess.Popen(
+        [str(ROOT / "node_modules" / ".bin" / "anvil"), "--port", str(port), "--silent"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    processes: list[subprocess.Popen] = []
+    try:
+        network = f"http://127.0.0.1:{port}"
+        _wait(lambda: _rpc(port) is not None, what="anvil")
+        for args in (
+            ("deploy",),
+            ("rollup", "new", "--chain-id", str(CHAIN_ID), "--min-stake", "100"),
+            ("faucet", "--to", OPERATOR, "--amount", "100"),
+        ):
+            done = _ape_run(*args, "--network", network, deployments=tmp_path)
+            assert done.returncode == 0, done.stderr + done.stdout
+        liar = _launch(
+            "sequencer", network, tmp_path, "--join", "--port", str(api_port), "--fault", "wrong-root"
+        )
+        processes.append(liar)
+        api = f"http://127.0.0.1:{api_port}"
+        _wait(lambda: (r := _get(f"{api}/v1/sequencer")) is not None and r.status_code == 200, 120, "the API")
+        _rpc_call(network, "anvil_mine", [80])
+        watchtower = _launch("watchtower", network, tmp_path)
+        processes.append(watchtower)
+        deposit = (
+            "rollup",
+            "deposit",
+            "--chain-id",
+            str(CHAIN_ID),
+            "--to",
+            "0x" + "22" * 20,
+            "--amount",
+            "0.5",
+        )
+        done = _ape_run(*deposit, "--network", network, deployments=tmp_path)
+        assert done.returncode == 0, done.stderr + done.stdout
+        # The liar posts the deposit with a wrong root; the watchtower opens a game on it.
+        lines: list[str] = []
+        reader = threading.Thread(
+            target=lambda: lines.extend(iter(watchtower.stdout.readline, "")), daemon=True
+        )
+        reader.start()
+        _wait(lambda: any("opened game 0" in line for line in lines), 90, "the dispute")
+        _rpc_call(network, "evm_increaseTime", [301])  # the liar never answers: its clock runs out
+        _rpc_call(network, "evm_mine", [])
+        _wait(lambda: any("proposed the derived root" in line for line in lines), 90, "the right root")
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            assert process.wait(timeout=60) == 0, "".join(lines)
+        reader.join(timeout=10)
+        assert any(line.strip() == "stopped" for line in lines)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+        anvil.terminate()
+        anvil.wait(timeout=10)
