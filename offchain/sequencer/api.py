@@ -41,11 +41,11 @@ class _Address(BaseModel):
     address: str = Field(pattern=ADDRESS)
 
 
-def _refusal(code: int, error: str, status: str | None = None) -> JSONResponse:
+def refusal(code: int, error: str, status: str | None = None) -> JSONResponse:
     return JSONResponse({"error": error, "status": status}, status_code=code)
 
 
-def _address(value: str) -> str | None:
+def address_or_none(value: str) -> str | None:
     try:
         return _Address(address=value).address
     except ValidationError:
@@ -63,28 +63,28 @@ def create_app(service: SequencerService) -> FastAPI:
     @app.post("/v1/transactions")
     async def submit(request: Request) -> JSONResponse:
         if int(request.headers.get("content-length") or 0) > MAX_BODY:
-            return _refusal(413, f"body over {MAX_BODY} bytes")
+            return refusal(413, f"body over {MAX_BODY} bytes")
         body = await request.body()
         if len(body) > MAX_BODY:
-            return _refusal(413, f"body over {MAX_BODY} bytes")
+            return refusal(413, f"body over {MAX_BODY} bytes")
         try:
             parsed = SubmitRequest.model_validate(json.loads(body))
         except (ValueError, UnicodeDecodeError, ValidationError):
-            return _refusal(400, 'the body must be {"record": "0x<hex>"}')
+            return refusal(400, 'the body must be {"record": "0x<hex>"}')
         try:
             confirmation = await run_in_threadpool(service.submit, bytes.fromhex(parsed.record[2:]))
         except NotLeader as exc:
-            return _refusal(503, str(exc))
+            return refusal(503, str(exc))
         except Rejected as exc:
             code = 409 if "already confirmed" in str(exc) else 400
-            return _refusal(code, str(exc), exc.status.name if exc.status is not None else None)
+            return refusal(code, str(exc), exc.status.name if exc.status is not None else None)
         return JSONResponse(confirmation.model_dump())
 
     @app.get("/v1/transactions/{txn_hash}")
     async def receipt(txn_hash: str) -> JSONResponse:
         found = await run_in_threadpool(locked, sequencer.receipt, txn_hash.lower())
         if found is None:
-            return _refusal(404, f"no transaction {txn_hash} was confirmed here")
+            return refusal(404, f"no transaction {txn_hash} was confirmed here")
         return JSONResponse(
             {
                 "tx_hash": found.tx_hash,
@@ -97,23 +97,23 @@ def create_app(service: SequencerService) -> FastAPI:
 
     @app.get("/v1/accounts/{account}/balance")
     async def balance(account: str, token: str = ETH) -> JSONResponse:
-        if _address(account) is None or _address(token) is None:
-            return _refusal(400, "account and token are 20-byte hex addresses")
+        if address_or_none(account) is None or address_or_none(token) is None:
+            return refusal(400, "account and token are 20-byte hex addresses")
         amount = await run_in_threadpool(locked, sequencer.balance, account, token)
         return JSONResponse({"account": account, "token": token, "balance": str(amount)})
 
     @app.get("/v1/accounts/{account}/nonce")
     async def nonce(account: str) -> JSONResponse:
-        if _address(account) is None:
-            return _refusal(400, "the account is a 20-byte hex address")
+        if address_or_none(account) is None:
+            return refusal(400, "the account is a 20-byte hex address")
         return JSONResponse(
             {"account": account, "nonce": await run_in_threadpool(locked, sequencer.nonce, account)}
         )
 
     @app.get("/v1/accounts/{account}/proof")
     async def proof(account: str, token: str = ETH) -> JSONResponse:
-        if _address(account) is None or _address(token) is None:
-            return _refusal(400, "account and token are 20-byte hex addresses")
+        if address_or_none(account) is None or address_or_none(token) is None:
+            return refusal(400, "account and token are 20-byte hex addresses")
 
         def prove() -> dict:
             state = sequencer.base

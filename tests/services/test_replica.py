@@ -5,13 +5,18 @@ claim is reported."""
 
 from __future__ import annotations
 
+import threading
+
+import httpx
 import pytest
 
 from offchain.hashing import keccak
 from offchain.l2.batch import Batch, Block
 from offchain.l2.codec import decode
+from offchain.node.api import create_app
 from offchain.node.replica import ReorgError, ReplicaNode
 from offchain.rollup.derive import Derivation
+from offchain.serving import BackgroundServer
 from tests.contracts.dispute.conftest import CHAIN_ID, ETH, USERS
 from tests.services.test_sequencer_core import _transfer
 
@@ -73,3 +78,19 @@ def test_a_wrong_claim__is_reported(chain, inbox, sequencer, first_batch, tmp_pa
     node = ReplicaNode(inbox, CHAIN_ID, tmp_path / "w")
     node.sync()
     assert node.disagreements() == [(index, keccak(b"wrong"), node.batch_root(index))]
+
+
+def test_the_read_api__on_a_loopback_server(chain, inbox, sequencer, first_batch, tmp_path):
+    index = _post(chain, inbox, sequencer, 0, root=keccak(b"wrong"))
+    node = ReplicaNode(inbox, CHAIN_ID, tmp_path / "api")
+    node.sync()
+    with BackgroundServer(create_app(node, threading.Lock())) as server:
+        get = httpx.Client(base_url=server.url, timeout=30).get
+        assert get(f"/v1/accounts/{USERS[2]}/balance").json()["balance"] == str(node.balance(USERS[2], ETH))
+        assert get(f"/v1/accounts/{USERS[0]}/nonce").json()["nonce"] == 1
+        assert get(f"/v1/batches/{index}/root").json()["root"] == "0x" + node.batch_root(index).hex()
+        assert get("/v1/batches/9/root").status_code == 404
+        assert get("/v1/accounts/0x1/nonce").status_code == 400
+        (reported,) = get("/v1/disagreements").json()
+        assert reported["batch"] == index and reported["claimed"] == "0x" + keccak(b"wrong").hex()
+        assert get("/v1/status").json()["batches"] == 2
