@@ -1,5 +1,6 @@
 """`ape run sequencer` as a process, as an operator runs it, on its own anvil: it joins, picks up
-an L1 deposit, confirms a signed transfer over HTTP, posts both, and on SIGTERM stops cleanly."""
+an L1 deposit, confirms a signed transfer over HTTP, posts both, and on SIGTERM stops cleanly;
+`ape run node` derives the same root from an empty folder and again after a kill -9."""
 
 from __future__ import annotations
 
@@ -98,6 +99,24 @@ def test_sequencer_process__joins_confirms_posts_and_stops_on_sigterm(tmp_path: 
         receipt = f"{api}/v1/transactions/{confirmation.tx_hash}"
         _wait(lambda: _get(receipt).json()["stage"] == "posted", 60, "the batch")
         assert _get(receipt).json()["status"] == 0
+        # A replica node from an empty folder reaches the sequencer's root; killed with -9 and
+        # restarted on its folder, it goes on from its disk.
+        node_port = free_port()
+        node_command = [str(ape), "run", "node", "--network", network, "--chain-id", str(CHAIN_ID)]
+        node_args = [*node_command, "--data", str(tmp_path / "node"), "--port", str(node_port)]
+        posted_root = _get(f"{api}/v1/accounts/{L2_USER}/proof").json()["root"]
+        node_api = f"http://127.0.0.1:{node_port}"
+        status = f"{node_api}/v1/status"
+        for _ in range(2):
+            node = subprocess.Popen(
+                node_args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            try:
+                _wait(lambda: (r := _get(status)) is not None and r.json()["batches"] == 2, 120, "the node")
+                assert _get(f"{node_api}/v1/batches/1/root").json()["root"] == posted_root
+            finally:
+                node.kill()
+                node.wait(timeout=10)
         sequencer.send_signal(signal.SIGTERM)
         out, _ = sequencer.communicate(timeout=60)
         assert sequencer.returncode == 0, out
