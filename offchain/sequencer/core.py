@@ -129,6 +129,13 @@ class Sequencer:
         self.confirmed[txn_hash] = confirmation
         return confirmation
 
+    def refresh(self) -> None:
+        """With nothing unposted, catches up with L1 (batches another leader posted, the queue
+        entries they carried) so that the next block builds on the latest state."""
+        if not self.blocks:
+            self.derivation.sync()
+            self.queue_taken = max(self.queue_taken, self.inbox.count("queueHead"))
+
     def take_queue(self) -> None:
         """Opens a block for L1 queue entries no block holds yet (deposits need no submission)."""
         if self.inbox.count("queueLength") > self.queue_taken:
