@@ -45,9 +45,13 @@ class Watchtower:
 
     def step(self) -> None:
         self.derivation.sync()
+        games = [self.game.game(game_id) for game_id in range(self.game.game_count())]
+        # Its own games on chain say what it disputed already: a restarted watchtower goes on.
+        self.disputed |= {
+            (g.claim_index, g.claim_root, g.proposed_at) for g in games if g.challenger == self.address
+        }
         self._dispute_wrong_claims()
-        for game_id in range(self.game.game_count()):
-            state = self.game.game(game_id)
+        for state in games:
             if state.outcome == Outcome.OPEN and self.address in (state.challenger, state.defender):
                 self._move(state)
         if self.repropose:

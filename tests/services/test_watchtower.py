@@ -88,3 +88,18 @@ def test_a_liar_that_stops_answering__loses_on_time(
     assert game.game(0).outcome == Outcome.CHALLENGER_WON and sequencer_set.banned(sequencer)
     watchtower.step()
     assert inbox.claim(index).root == watchtower.derivation.root(index)
+
+
+def test_a_restarted_watchtower__goes_on_with_its_game(
+    chain, inbox, game, sequencer, sequencer_set, challenger, first_batch
+):
+    index = inbox.append_batch(sequencer, _batch(chain, inbox), keccak(b"a lie"))
+    Watchtower(challenger, inbox, game, CHAIN_ID).step()  # opens the game, then "dies"
+    restarted = Watchtower(challenger, inbox, game, CHAIN_ID)
+    restarted.step()
+    assert game.game_count() == 1  # it found its game: no second one on the same claim
+    chain.mine(1, deltatime=CLOCK + 1)
+    restarted.step()
+    restarted.step()
+    assert game.game(0).outcome == Outcome.CHALLENGER_WON
+    assert inbox.claim(index).root == restarted.derivation.root(index)
