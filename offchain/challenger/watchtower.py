@@ -90,9 +90,10 @@ class Watchtower:
             if not self._stands(state):
                 self.game.close(self.account, game_id)
                 return
+            if self._timed_out(state):  # whoever's clock ran out, the game is over: end it
+                self._won(state, self.game.timeout(self.account, game_id))
+                return
             if not mine_to_move:
-                if self._timed_out(state):
-                    self._won(state, self.game.timeout(self.account, game_id))
                 return
             if state.at_one_step:
                 preimage = self.inbox.preimage(self.derivation.batches[state.claim_index])
