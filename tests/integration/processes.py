@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -68,3 +70,43 @@ def _launch(script: str, port: int, **env: str) -> subprocess.Popen:
             raise RuntimeError(f"{script} exited: {process.stderr.read().decode()}")
     process.kill()
     raise RuntimeError(f"{script} did not start on port {port}")
+
+
+OPERATOR = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil's test account 1
+
+
+def wait_until(predicate, timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextmanager
+def rollup_on_anvil(deployments: Path, chain_id: int) -> Iterator[str]:
+    """A fresh anvil of its own with our contracts deployed (`ape run deploy`), rollup `chain_id`
+    created and 100 AUSD minted to the operator, as a user sets it up; yields its URL."""
+    from tests.integration.test_scripts import _ape_run, _rpc
+
+    port = free_port()
+    anvil = subprocess.Popen(
+        [str(ROOT / "node_modules" / ".bin" / "anvil"), "--port", str(port), "--silent"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        network = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _rpc(port) is not None, what="anvil")
+        for args in (
+            ("deploy",),
+            ("rollup", "new", "--chain-id", str(chain_id), "--min-stake", "100"),
+            ("faucet", "--to", OPERATOR, "--amount", "100"),
+        ):
+            done = _ape_run(*args, "--network", network, deployments=deployments)
+            assert done.returncode == 0, done.stderr + done.stdout
+        yield network
+    finally:
+        anvil.terminate()
+        anvil.wait(timeout=10)

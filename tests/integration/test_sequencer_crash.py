@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -17,9 +18,9 @@ from offchain.hashing import keccak
 from offchain.l2.codec import Transfer, encode
 from offchain.l2.signing import sign, transfer_digest
 from offchain.sequencer.confirmation import SoftConfirmation
-from tests.integration.processes import ROOT, free_port
-from tests.integration.test_scripts import _ape_run, _rpc
-from tests.integration.test_sequencer_process import ETH, OPERATOR, _get, _wait
+from tests.integration.processes import OPERATOR, ROOT, free_port, rollup_on_anvil, wait_until
+from tests.integration.test_scripts import _ape_run
+from tests.integration.test_sequencer_process import ETH, _get
 
 CHAIN_ID = 4444
 KEY = keccak(b"crash test user")
@@ -27,23 +28,11 @@ USER = Account.from_key(KEY).address
 
 
 def test_kill_9_before_posting__the_promise_is_provable_and_nothing_is_spent_twice(tmp_path: Path):
-    port, api_port = free_port(), free_port()
-    anvil = subprocess.Popen(
-        [str(ROOT / "node_modules" / ".bin" / "anvil"), "--port", str(port), "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    api_port = free_port()
+    stack = ExitStack()
     sequencer = None
     try:
-        network = f"http://127.0.0.1:{port}"
-        _wait(lambda: _rpc(port) is not None, what="anvil")
-        for args in (
-            ("deploy",),
-            ("rollup", "new", "--chain-id", str(CHAIN_ID), "--min-stake", "100"),
-            ("faucet", "--to", OPERATOR, "--amount", "100"),
-        ):
-            done = _ape_run(*args, "--network", network, deployments=tmp_path)
-            assert done.returncode == 0, done.stderr + done.stdout
+        network = stack.enter_context(rollup_on_anvil(tmp_path, CHAIN_ID))
         env = {**os.environ, "AGENTL2_DEPLOYMENTS_DIR": str(tmp_path), "PYTHONWARNINGS": "ignore"}
         ape = Path(sys.executable).with_name("ape")
         command = [str(ape), "run", "sequencer", "--network", network, "--chain-id", str(CHAIN_ID)]
@@ -57,7 +46,7 @@ def test_kill_9_before_posting__the_promise_is_provable_and_nothing_is_spent_twi
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            _wait(
+            wait_until(
                 lambda: (r := _get(f"{api}/v1/sequencer")) is not None and r.status_code == 200,
                 120,
                 "the API",
@@ -69,7 +58,7 @@ def test_kill_9_before_posting__the_promise_is_provable_and_nothing_is_spent_twi
         deposit = ("rollup", "deposit", "--chain-id", str(CHAIN_ID), "--to", USER, "--amount", "0.5")
         assert _ape_run(*deposit, "--network", network, deployments=tmp_path).returncode == 0
         balance = f"{api}/v1/accounts/{USER}/balance"
-        _wait(lambda: _get(balance).json()["balance"] == str(5 * 10**17), 60, "the deposit")
+        wait_until(lambda: _get(balance).json()["balance"] == str(5 * 10**17), 60, "the deposit")
         sequencer.kill()
         sequencer.wait(timeout=10)
         # Restarted so that it posts only when asked to stop: the confirmation stays unposted.
@@ -91,7 +80,7 @@ def test_kill_9_before_posting__the_promise_is_provable_and_nothing_is_spent_twi
         again = httpx.post(f"{api}/v1/transactions", json=body, timeout=10)
         assert again.status_code == 200, again.text
         receipt = f"{api}/v1/transactions/{promised.tx_hash}"
-        _wait(lambda: _get(receipt).json()["stage"] == "posted", 60, "the batch")
+        wait_until(lambda: _get(receipt).json()["stage"] == "posted", 60, "the batch")
         assert _get(f"{api}/v1/accounts/{USER}/nonce").json()["nonce"] == 1
         assert _get(balance).json()["balance"] == str(5 * 10**17 - 10**17 - 10**12)  # spent once
         replay = httpx.post(f"{api}/v1/transactions", json=body, timeout=10)
@@ -99,5 +88,4 @@ def test_kill_9_before_posting__the_promise_is_provable_and_nothing_is_spent_twi
     finally:
         if sequencer is not None and sequencer.poll() is None:
             sequencer.kill()
-        anvil.terminate()
-        anvil.wait(timeout=10)
+        stack.close()

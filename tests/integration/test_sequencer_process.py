@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -18,23 +18,13 @@ from offchain.hashing import keccak
 from offchain.l2.codec import Transfer, encode
 from offchain.l2.signing import sign, transfer_digest
 from offchain.sequencer.confirmation import SoftConfirmation
-from tests.integration.processes import ROOT, free_port
-from tests.integration.test_scripts import _ape_run, _rpc
+from tests.integration.processes import OPERATOR, ROOT, free_port, rollup_on_anvil, wait_until
+from tests.integration.test_scripts import _ape_run
 
 CHAIN_ID = 4242
 ETH = "0x" + "00" * 20
 L2_KEY = keccak(b"sequencer process user")
 L2_USER = Account.from_key(L2_KEY).address
-OPERATOR = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil's test account 1
-
-
-def _wait(predicate, timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _get(url: str) -> httpx.Response | None:
@@ -45,23 +35,11 @@ def _get(url: str) -> httpx.Response | None:
 
 
 def test_sequencer_process__joins_confirms_posts_and_stops_on_sigterm(tmp_path: Path):
-    port, api_port = free_port(), free_port()
-    anvil = subprocess.Popen(
-        [str(ROOT / "node_modules" / ".bin" / "anvil"), "--port", str(port), "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    api_port = free_port()
+    stack = ExitStack()
     sequencer = None
     try:
-        network = f"http://127.0.0.1:{port}"
-        _wait(lambda: _rpc(port) is not None, what="anvil")
-        for args in (
-            ("deploy",),
-            ("rollup", "new", "--chain-id", str(CHAIN_ID), "--min-stake", "100"),
-            ("faucet", "--to", OPERATOR, "--amount", "100"),
-        ):
-            done = _ape_run(*args, "--network", network, deployments=tmp_path)
-            assert done.returncode == 0, done.stderr + done.stdout
+        network = stack.enter_context(rollup_on_anvil(tmp_path, CHAIN_ID))
         env = {
             **os.environ,
             "AGENTL2_DEPLOYMENTS_DIR": str(tmp_path),
@@ -79,7 +57,9 @@ def test_sequencer_process__joins_confirms_posts_and_stops_on_sigterm(tmp_path: 
             text=True,
         )
         api = f"http://127.0.0.1:{api_port}"
-        _wait(lambda: (r := _get(f"{api}/v1/sequencer")) is not None and r.status_code == 200, 120, "the API")
+        wait_until(
+            lambda: (r := _get(f"{api}/v1/sequencer")) is not None and r.status_code == 200, 120, "the API"
+        )
         assert _get(f"{api}/v1/sequencer").json()["address"] == OPERATOR
         # Eligible two epochs (8 slots of 4 blocks each) after joining.
         httpx.post(network, json={"jsonrpc": "2.0", "id": 1, "method": "anvil_mine", "params": [80]})
@@ -87,7 +67,7 @@ def test_sequencer_process__joins_confirms_posts_and_stops_on_sigterm(tmp_path: 
         done = _ape_run(*deposit, "--network", network, deployments=tmp_path)
         assert done.returncode == 0, done.stderr + done.stdout
         balance = f"{api}/v1/accounts/{L2_USER}/balance"
-        _wait(lambda: _get(balance).json()["balance"] == str(5 * 10**17), 60, "the deposit")
+        wait_until(lambda: _get(balance).json()["balance"] == str(5 * 10**17), 60, "the deposit")
         inbox = _get(f"{api}/v1/sequencer").json()["inbox"]
         fields = (L2_USER, OPERATOR, ETH, 10**16, 10**12, 0)
         digest = transfer_digest(Transfer(*fields, b"\x00" * 65), CHAIN_ID, inbox)
@@ -97,7 +77,7 @@ def test_sequencer_process__joins_confirms_posts_and_stops_on_sigterm(tmp_path: 
         confirmation = SoftConfirmation.model_validate(answer.json())
         assert confirmation.is_valid() and confirmation.sequencer == OPERATOR
         receipt = f"{api}/v1/transactions/{confirmation.tx_hash}"
-        _wait(lambda: _get(receipt).json()["stage"] == "posted", 60, "the batch")
+        wait_until(lambda: _get(receipt).json()["stage"] == "posted", 60, "the batch")
         assert _get(receipt).json()["status"] == 0
         # A replica node from an empty folder reaches the sequencer's root; killed with -9 and
         # restarted on its folder, it goes on from its disk.
@@ -112,7 +92,9 @@ def test_sequencer_process__joins_confirms_posts_and_stops_on_sigterm(tmp_path: 
                 node_args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
             try:
-                _wait(lambda: (r := _get(status)) is not None and r.json()["batches"] == 2, 120, "the node")
+                wait_until(
+                    lambda: (r := _get(status)) is not None and r.json()["batches"] == 2, 120, "the node"
+                )
                 assert _get(f"{node_api}/v1/batches/1/root").json()["root"] == posted_root
             finally:
                 node.kill()
@@ -125,5 +107,4 @@ def test_sequencer_process__joins_confirms_posts_and_stops_on_sigterm(tmp_path: 
     finally:
         if sequencer is not None and sequencer.poll() is None:
             sequencer.kill()
-        anvil.terminate()
-        anvil.wait(timeout=10)
+        stack.close()

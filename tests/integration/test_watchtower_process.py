@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 
-from tests.integration.processes import ROOT, free_port
-from tests.integration.test_scripts import _ape_run, _rpc
-from tests.integration.test_sequencer_process import OPERATOR, _get, _wait
+from tests.integration.processes import ROOT, free_port, rollup_on_anvil, wait_until
+from tests.integration.test_scripts import _ape_run
+from tests.integration.test_sequencer_process import _get
 
 CHAIN_ID = 4343
 
@@ -44,29 +45,19 @@ def _rpc_call(network: str, method: str, params: list) -> None:
 
 
 def test_a_lie__is_disputed_won_and_the_right_root_proposed(tmp_path: Path):
-    port, api_port = free_port(), free_port()
-    anvil = subprocess.Popen(
-        [str(ROOT / "node_modules" / ".bin" / "anvil"), "--port", str(port), "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    api_port = free_port()
+    stack = ExitStack()
     processes: list[subprocess.Popen] = []
     try:
-        network = f"http://127.0.0.1:{port}"
-        _wait(lambda: _rpc(port) is not None, what="anvil")
-        for args in (
-            ("deploy",),
-            ("rollup", "new", "--chain-id", str(CHAIN_ID), "--min-stake", "100"),
-            ("faucet", "--to", OPERATOR, "--amount", "100"),
-        ):
-            done = _ape_run(*args, "--network", network, deployments=tmp_path)
-            assert done.returncode == 0, done.stderr + done.stdout
+        network = stack.enter_context(rollup_on_anvil(tmp_path, CHAIN_ID))
         liar = _launch(
             "sequencer", network, tmp_path, "--join", "--port", str(api_port), "--fault", "wrong-root"
         )
         processes.append(liar)
         api = f"http://127.0.0.1:{api_port}"
-        _wait(lambda: (r := _get(f"{api}/v1/sequencer")) is not None and r.status_code == 200, 120, "the API")
+        wait_until(
+            lambda: (r := _get(f"{api}/v1/sequencer")) is not None and r.status_code == 200, 120, "the API"
+        )
         _rpc_call(network, "anvil_mine", [80])
         watchtower = _launch("watchtower", network, tmp_path)
         processes.append(watchtower)
@@ -88,10 +79,12 @@ def test_a_lie__is_disputed_won_and_the_right_root_proposed(tmp_path: Path):
             target=lambda: lines.extend(iter(watchtower.stdout.readline, "")), daemon=True
         )
         reader.start()
-        _wait(lambda: any("opened game 0" in line for line in lines), 90, "the dispute")
+        wait_until(lambda: any("opened game 0" in line for line in lines), 90, "the dispute")
         # One transaction: the game opens at width one and the watchtower's proof decides at once.
         try:
-            _wait(lambda: any("proposed the derived root" in line for line in lines), 120, "the right root")
+            wait_until(
+                lambda: any("proposed the derived root" in line for line in lines), 120, "the right root"
+            )
         except AssertionError:
             raise AssertionError("the watchtower never proposed the right root:\n" + "".join(lines)) from None
         for process in processes:
@@ -105,5 +98,4 @@ def test_a_lie__is_disputed_won_and_the_right_root_proposed(tmp_path: Path):
         for process in processes:
             if process.poll() is None:
                 process.kill()
-        anvil.terminate()
-        anvil.wait(timeout=10)
+        stack.close()
