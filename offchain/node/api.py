@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from offchain.node.replica import ReplicaNode
-from offchain.sequencer.api import ETH, address_or_none, refusal
+from offchain.sequencer.api import add_account_reads, refusal
 
 
 def create_app(node: ReplicaNode, lock: threading.Lock) -> FastAPI:
@@ -27,20 +27,7 @@ def create_app(node: ReplicaNode, lock: threading.Lock) -> FastAPI:
         with lock:  # shared with the sync loop: reads see a whole batch or none of it
             return function(*args)
 
-    @app.get("/v1/accounts/{account}/balance")
-    async def balance(account: str, token: str = ETH) -> JSONResponse:
-        if address_or_none(account) is None or address_or_none(token) is None:
-            return refusal(400, "account and token are 20-byte hex addresses")
-        amount = await run_in_threadpool(locked, node.balance, account, token)
-        return JSONResponse({"account": account, "token": token, "balance": str(amount)})
-
-    @app.get("/v1/accounts/{account}/nonce")
-    async def nonce(account: str) -> JSONResponse:
-        if address_or_none(account) is None:
-            return refusal(400, "the account is a 20-byte hex address")
-        return JSONResponse(
-            {"account": account, "nonce": await run_in_threadpool(locked, node.nonce, account)}
-        )
+    add_account_reads(app, node, locked)
 
     @app.get("/v1/batches/{index}/root")
     async def root(index: int) -> JSONResponse:

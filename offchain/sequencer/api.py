@@ -16,6 +16,8 @@ operator leads the slot. A refused request changes nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -50,6 +52,26 @@ def address_or_none(value: str) -> str | None:
         return _Address(address=value).address
     except ValidationError:
         return None
+
+
+def add_account_reads(app: FastAPI, state: Any, locked: Callable) -> None:
+    """GET /v1/accounts/{a}/balance and /nonce of `state` (anything with `balance(account,
+    token)` and `nonce(account)`: the sequencer's pending state, the node's derived one)."""
+
+    @app.get("/v1/accounts/{account}/balance")
+    async def balance(account: str, token: str = ETH) -> JSONResponse:
+        if address_or_none(account) is None or address_or_none(token) is None:
+            return refusal(400, "account and token are 20-byte hex addresses")
+        amount = await run_in_threadpool(locked, state.balance, account, token)
+        return JSONResponse({"account": account, "token": token, "balance": str(amount)})
+
+    @app.get("/v1/accounts/{account}/nonce")
+    async def nonce(account: str) -> JSONResponse:
+        if address_or_none(account) is None:
+            return refusal(400, "the account is a 20-byte hex address")
+        return JSONResponse(
+            {"account": account, "nonce": await run_in_threadpool(locked, state.nonce, account)}
+        )
 
 
 def create_app(service: SequencerService) -> FastAPI:
@@ -95,20 +117,7 @@ def create_app(service: SequencerService) -> FastAPI:
             }
         )
 
-    @app.get("/v1/accounts/{account}/balance")
-    async def balance(account: str, token: str = ETH) -> JSONResponse:
-        if address_or_none(account) is None or address_or_none(token) is None:
-            return refusal(400, "account and token are 20-byte hex addresses")
-        amount = await run_in_threadpool(locked, sequencer.balance, account, token)
-        return JSONResponse({"account": account, "token": token, "balance": str(amount)})
-
-    @app.get("/v1/accounts/{account}/nonce")
-    async def nonce(account: str) -> JSONResponse:
-        if address_or_none(account) is None:
-            return refusal(400, "the account is a 20-byte hex address")
-        return JSONResponse(
-            {"account": account, "nonce": await run_in_threadpool(locked, sequencer.nonce, account)}
-        )
+    add_account_reads(app, sequencer, locked)
 
     @app.get("/v1/accounts/{account}/proof")
     async def proof(account: str, token: str = ETH) -> JSONResponse:
