@@ -42,6 +42,14 @@ class Derivation:
             self.states.append(state)
         return len(self.batches)
 
+    def extend(self, appended: AppendedBatch, state: State) -> None:
+        """Adds the next batch with the state its poster computed before posting it (a
+        sequencer's own batch), instead of replaying its data a second time."""
+        if appended.index != len(self.batches):
+            raise DerivationError(f"batch {appended.index} is not the next one ({len(self.batches)})")
+        self.batches.append(appended)
+        self.states.append(state)
+
     def root(self, index: int) -> bytes:
         return self.states[index].root
 

@@ -140,6 +140,12 @@ class Inbox:
         self, sender: Any, batch: Batch | bytes, claimed_root: bytes = ZERO_ROOT, bond: int = 0
     ) -> int:
         """Appends a batch (with a root claim unless `claimed_root` is zero); returns its index."""
+        return self.post_batch(sender, batch, claimed_root, bond).index
+
+    def post_batch(
+        self, sender: Any, batch: Batch | bytes, claimed_root: bytes = ZERO_ROOT, bond: int = 0
+    ) -> AppendedBatch:
+        """`append_batch`, returning the appended batch as its event describes it."""
         data = batch.encode() if isinstance(batch, Batch) else batch
         if len(claimed_root) != 32:
             raise InvalidInput("a state root is 32 bytes")
@@ -152,7 +158,8 @@ class Inbox:
             value=bond,
             gas_margin=SEED_MARGIN,
         )
-        return int(event(receipt, self.contract, "BatchAppended").index)
+        log = event(receipt, self.contract, "BatchAppended")
+        return _appended(log.event_arguments, receipt.block_number, str(receipt.txn_hash))
 
     def propose_root(self, sender: Any, index: int, root: bytes, bond: int = 0) -> None:
         if len(root) != 32:
@@ -183,23 +190,7 @@ class Inbox:
         head = chain.blocks.head.number
         out = []
         for log in self.contract.BatchAppended.range(start_block, head + 1):
-            args = log.event_arguments
-            out.append(
-                AppendedBatch(
-                    index=args["index"],
-                    poster=str(args["poster"]),
-                    batch_hash=bytes(args["batchHash"]),
-                    data_hash=bytes(args["dataHash"]),
-                    tx_root=bytes(args["txRoot"]),
-                    tx_count=args["txCount"],
-                    first_l2_block=args["firstL2Block"],
-                    block_count=args["blockCount"],
-                    queue_head=args["queueHead"],
-                    l1_block=log.block_number,
-                    l1_timestamp=chain.blocks[log.block_number].timestamp,
-                    txn_hash=str(log.transaction_hash),
-                )
-            )
+            out.append(_appended(log.event_arguments, log.block_number, str(log.transaction_hash)))
         return sorted(out, key=lambda b: b.index)
 
     def preimage(self, batch: AppendedBatch) -> bytes:
@@ -247,3 +238,21 @@ class Inbox:
     def count(self, name: str, *args: Any) -> int:
         """An integer view: batchCount, claimCount, finalizedCount, queueLength, queueHead, held, ..."""
         return int(view(self.contract, name, *args))
+
+
+def _appended(args: dict, l1_block: int, txn_hash: str) -> AppendedBatch:
+    """An appended batch from its BatchAppended event's arguments."""
+    return AppendedBatch(
+        index=args["index"],
+        poster=str(args["poster"]),
+        batch_hash=bytes(args["batchHash"]),
+        data_hash=bytes(args["dataHash"]),
+        tx_root=bytes(args["txRoot"]),
+        tx_count=args["txCount"],
+        first_l2_block=args["firstL2Block"],
+        block_count=args["blockCount"],
+        queue_head=args["queueHead"],
+        l1_block=l1_block,
+        l1_timestamp=chain.blocks[l1_block].timestamp,
+        txn_hash=txn_hash,
+    )

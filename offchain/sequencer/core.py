@@ -7,14 +7,17 @@ status and nothing changes; if it applies, it takes the next position of the ope
 caller gets a signed soft confirmation of that place at once.
 
 A block opens with the L1 queue's entries that are not in any block yet (deposits and forced
-records must come first, in queue order, §Queue) and then takes transactions. `post` closes the
-open block and appends every unposted block as one batch, executed with the Block-STM executor,
-with its claimed post-state root. The promised places are exactly the posted ones: a block's
-contents never change once a transaction in it is confirmed.
+records must come first, in queue order, §Queue) and then takes transactions. `post` seals the
+unposted blocks and appends them as one batch, executed with the Block-STM executor, with its
+claimed post-state root. Only sealing and the bookkeeping after the batch is mined hold the
+core's lock: submissions go on into new blocks while the batch executes and its transaction is
+mined. The promised places are exactly the posted ones: a block's contents never change once a
+transaction in it is confirmed, and a sealed batch that fails to post is retried as it is.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +51,7 @@ class OpenBlock:
     timestamp: int
     txs: list[Tx] = field(default_factory=list)
     records: list[bytes] = field(default_factory=list)
+    writes: dict[bytes, bytes | None] = field(default_factory=dict)  # the reference STF's, in order
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,11 @@ class Sequencer:
         self.clock = clock  # () -> L1 time to stamp a new block with
         self.derivation = Derivation(inbox, chain_id)
         self.derivation.sync()
-        self.blocks: list[OpenBlock] = []  # built, unposted; the last one is open
-        self.overlay: dict[bytes, bytes | None] = {}  # the unposted blocks' writes
+        self.lock = threading.RLock()  # one caller inside the state machine at a time
+        self._posting = threading.Lock()  # one batch on its way at a time
+        self.sealed: list[OpenBlock] = []  # the batch being posted (kept until it is on L1)
+        self.blocks: list[OpenBlock] = []  # built after it, unposted; the last one is open
+        self.overlay: dict[bytes, bytes | None] = {}  # the sealed and unposted blocks' writes
         self.confirmed: dict[str, SoftConfirmation] = {}  # tx hash -> its confirmation
         self.posted: dict[str, tuple[int, Status]] = {}  # tx hash -> (batch index, status)
         self.queue_taken = inbox.count("queueHead")  # the next queue entry no block holds yet
@@ -121,6 +128,7 @@ class Sequencer:
         if status != Status.OK:
             raise Rejected(f"the transaction would fail: {status.name}", status)
         self.overlay.update(writes)
+        block.writes.update(writes)
         block.txs.append(tx)
         block.records.append(record)
         confirmation = confirm(
@@ -132,7 +140,7 @@ class Sequencer:
     def refresh(self) -> None:
         """With nothing unposted, catches up with L1 (batches another leader posted, the queue
         entries they carried) so that the next block builds on the latest state."""
-        if not self.blocks:
+        if not self.blocks and not self.sealed:
             self.derivation.sync()
             self.queue_taken = max(self.queue_taken, self.inbox.count("queueHead"))
 
@@ -143,33 +151,45 @@ class Sequencer:
 
     def post(self) -> int | None:
         """Appends the unposted blocks as one batch with its claimed root; returns its index
-        (None if there was nothing to post)."""
-        if not self.blocks or not any(b.txs for b in self.blocks):
-            return None
-        batch = Batch(tuple(Block(b.timestamp, tuple(b.txs)) for b in self.blocks))
+        (None if there was nothing to post). A batch sealed before and not yet on L1 goes first."""
+        with self._posting:
+            with self.lock:
+                if not self.sealed:
+                    if not any(b.txs for b in self.blocks):
+                        return None
+                    self.sealed, self.blocks = self.blocks, []
+                sealed, base = list(self.sealed), self.base
+            appended, state, statuses = self._execute_and_post(sealed, base)
+            with self.lock:
+                self.derivation.extend(appended, state)
+                records = [record for block in sealed for record in block.records]
+                for record, status in zip(records, statuses, strict=True):
+                    self.posted["0x" + tx_hash(record).hex()] = (appended.index, status)
+                self.sealed, self.overlay = [], {}
+                for block in self.blocks:
+                    self.overlay.update(block.writes)
+            return appended.index
+
+    def _execute_and_post(self, sealed: list[OpenBlock], base: State):
+        """Executes the sealed blocks with Block-STM and appends them (outside the lock)."""
+        batch = Batch(tuple(Block(b.timestamp, tuple(b.txs)) for b in sealed))
         if self.inbox.count("batchCount") != len(self.derivation.batches):
             raise StaleState("another batch was appended since these blocks were built on the state")
-        state, statuses = self.base, []
-        for block in self.blocks:
+        state, statuses = base, []
+        for block in sealed:
             executed = run_block(state, self._context(block), list(block.txs))
             state = executed.state
             statuses.extend(executed.statuses)
+        _check_against_admission(sealed, state)
         claimed_root = state.root
         if self.fault is not None:  # fault injection: the lie, and the trace to defend it with
-            honest = BatchTrace.run(self.base, batch, self.chain_id, self.inbox.address, self.address)
+            honest = BatchTrace.run(base, batch, self.chain_id, self.inbox.address, self.address)
             lie = faulty_trace(self.fault, honest)
             claimed_root = lie.post_root
-        index = self.inbox.append_batch(self.account, batch, claimed_root)
+        appended = self.inbox.post_batch(self.account, batch, claimed_root)
         if self.fault is not None:
-            self.lies[index] = lie
-        records = [record for block in self.blocks for record in block.records]
-        for record, status in zip(records, statuses, strict=True):
-            self.posted["0x" + tx_hash(record).hex()] = (index, status)
-        self.blocks, self.overlay = [], {}
-        self.derivation.sync()
-        if self.derivation.root(index) != state.root:  # our executor against the reference STF
-            raise RuntimeError(f"batch {index}: the executor's root is not the derivation's")
-        return index
+            self.lies[appended.index] = lie
+        return appended, state, statuses
 
     def receipt(self, txn_hash: str) -> TxReceipt | None:
         if txn_hash not in self.confirmed:
@@ -187,8 +207,8 @@ class Sequencer:
         return BlockContext(self.chain_id, self.inbox.address, block.timestamp, self.address)
 
     def _next_block_number(self) -> int:
-        if self.blocks:
-            return self.blocks[-1].number + 1
+        if self.blocks or self.sealed:
+            return (self.blocks or self.sealed)[-1].number + 1
         batches = self.derivation.batches
         return batches[-1].first_l2_block + batches[-1].block_count if batches else 0
 
@@ -208,12 +228,24 @@ class Sequencer:
             tx = decode(entry.record)
             _, writes = apply_tx(tx, self._context(block), self.read)  # a failing record stays in
             self.overlay.update(writes)
+            block.writes.update(writes)
             block.txs.append(tx)
             block.records.append(entry.record)
             self.queue_taken += 1
         return block
 
     def _last_timestamp(self) -> int:
-        if self.blocks:
-            return self.blocks[-1].timestamp
+        if self.blocks or self.sealed:
+            return (self.blocks or self.sealed)[-1].timestamp
         return 0
+
+
+def _check_against_admission(sealed: list[OpenBlock], state: State) -> None:
+    """Our executor against the reference STF: every leaf the admission checks wrote (the
+    reference STF, transaction by transaction) must read the same after the executor's run."""
+    expected: dict[bytes, bytes | None] = {}
+    for block in sealed:
+        expected.update(block.writes)
+    for key, value in expected.items():
+        if (state.read(key) or None) != (value or None):
+            raise RuntimeError(f"the executor's leaf {key.hex()} is not the reference STF's")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ape import chain
@@ -29,6 +30,19 @@ class NotLeader(Rejected):
     def __init__(self, leader: str):
         self.leader = leader
         super().__init__(f"this sequencer does not lead the current slot; the leader is {leader}")
+
+
+@dataclass(frozen=True)
+class L1View:
+    """What the schedule needs of L1 at one moment: the head, and who leads around it."""
+
+    head: int
+    timestamp: int
+    slot: int  # the slot of the head's next block (where a transaction sent now is mined)
+    last_block: bool  # whether that next block is the slot's last
+    leader: str  # the leader of `slot`
+    head_leader: str  # the leader of the head block's slot (where a gas estimate runs)
+    fetched: float  # time.monotonic() when read
 
 
 class Schedule:
@@ -51,53 +65,98 @@ class Schedule:
     def leader(self, slot: int) -> str:
         return str(view(self.contract, "leaderOf", slot))
 
+    def view(self) -> L1View:
+        head = chain.blocks.head
+        offset = head.number + 1 - self.genesis
+        slot, head_slot = offset // self.slot_length, (offset - 1) // self.slot_length
+        leader = self.leader(slot)
+        return L1View(
+            head=head.number,
+            timestamp=head.timestamp,
+            slot=slot,
+            last_block=offset % self.slot_length == self.slot_length - 1,
+            leader=leader,
+            head_leader=leader if head_slot == slot else self.leader(head_slot),
+            fetched=time.monotonic(),
+        )
+
 
 class SequencerService:
-    """Runs a `Sequencer` on the schedule (call `step` in a loop, or `start` a thread)."""
+    """Runs a `Sequencer` on the schedule (call `step` in a loop, or `start` a thread).
 
-    def __init__(self, core: Sequencer, schedule: Schedule, post_interval: float = 2.0, poll: float = 0.2):
+    Submissions check the leader against a view of L1 at most `view_ttl` seconds old (0: read on
+    every call), so that the hot path makes no RPC call; the schedule's loop renews it every
+    `poll` seconds. The service also stamps new L2 blocks with that view's L1 time. A view that
+    old can be one L1 block behind: keep `view_ttl` far below the L1 block time.
+    """
+
+    def __init__(
+        self,
+        core: Sequencer,
+        schedule: Schedule,
+        post_interval: float = 2.0,
+        poll: float = 0.2,
+        view_ttl: float = 0.0,
+    ):
         self.core = core
         self.schedule = schedule
         self.post_interval = post_interval
         self.poll = poll
-        self.lock = threading.Lock()  # shared with the API: one caller inside the core at a time
+        self.view_ttl = view_ttl
+        self.lock = core.lock  # shared with the API: one caller inside the core at a time
+        self._view: L1View | None = None
         self._last_post = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        core.clock = self.l1_time
+
+    def view(self, max_age: float | None = None) -> L1View:
+        """The cached view of L1, read again if older than `max_age` (default `view_ttl`)."""
+        age = self.view_ttl if max_age is None else max_age
+        current = self._view
+        if current is None or time.monotonic() - current.fetched > age:
+            current = self._view = self.schedule.view()
+        return current
+
+    def l1_time(self) -> int:
+        return self.view().timestamp
+
+    def leads(self, current: L1View) -> bool:
+        return current.leader.lower() == self.core.address.lower()
 
     def leader(self) -> str:
-        return self.schedule.leader(self.schedule.next_slot()[0])
+        return self.view().leader
 
     def submit(self, record: bytes):
         """The API's submit: refused unless this sequencer leads the next block's slot."""
         with self.lock:
-            leader = self.leader()
-            if leader.lower() != self.core.address.lower():
-                raise NotLeader(leader)
+            current = self.view()
+            if not self.leads(current):
+                raise NotLeader(current.leader)
             self.core.refresh()
             return self.core.submit(record)
 
     def step(self) -> int | None:
         """One round of the schedule; returns the index of a batch it posted."""
         with self.lock:
-            slot, last_block = self.schedule.next_slot()
-            if self.schedule.leader(slot).lower() != self.core.address.lower():
+            current = self.view(max_age=0.0)
+            if not self.leads(current):
                 self.core.derivation.sync()
                 return None
-            due = last_block or time.monotonic() - self._last_post >= self.post_interval
+            due = current.last_block or time.monotonic() - self._last_post >= self.post_interval
             if not due:
                 return None
             # In the first block of its slot the leader waits a block: the estimate of its batch
             # would run at the head, in the slot before, and be refused there.
-            if self.schedule.leader(self.schedule.head_slot()).lower() != self.core.address.lower():
+            if current.head_leader.lower() != self.core.address.lower():
                 return None
             self._last_post = time.monotonic()
             self.core.refresh()
             self.core.take_queue()
-            index = self.core.post()
-            if index is not None:
-                log.info("slot %d: posted batch %d", slot, index)
-            return index
+        index = self.core.post()  # outside the lock: submissions go on while the batch is mined
+        if index is not None:
+            log.info("slot %d: posted batch %d", current.slot, index)
+        return index
 
     def start(self) -> SequencerService:
         self._thread = threading.Thread(target=self._run, name="sequencer-schedule", daemon=True)
@@ -109,10 +168,8 @@ class SequencerService:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        with self.lock:
-            slot, _ = self.schedule.next_slot()
-            if self.schedule.leader(slot).lower() == self.core.address.lower():
-                self.core.post()
+        if self.leads(self.view(max_age=0.0)):
+            self.core.post()
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll):
