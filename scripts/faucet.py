@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import click
-from ape import project
 from ape.cli import ConnectedProviderCommand, account_option
 
 from offchain.chain.accounts import sender_or_default
 from offchain.chain.calls import transact
+from offchain.chain.contracts import contract_at
 from offchain.chain.deployments import load_deployment
 from offchain.errors import AgentL2Error
 
@@ -19,7 +19,7 @@ from offchain.errors import AgentL2Error
 def cli(account, to, amount):
     try:
         minter = sender_or_default(account)
-        token = project.AgentUSD.at(load_deployment().address("AgentUSD"))
+        token = contract_at("AgentUSD", load_deployment().address("AgentUSD"))
         transact(token, "mint", to, amount * 10**6, sender=minter)
     except AgentL2Error as exc:
         raise click.ClickException(str(exc)) from None

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 
 import click
 import uvicorn
-from ape import project
 from ape.cli import ConnectedProviderCommand
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from offchain.chain.contracts import contract_at
 from offchain.chain.deployments import load_deployment
 from offchain.errors import AgentL2Error
 from offchain.node.api import create_app
@@ -79,7 +79,7 @@ def cli(chain_id, data, port):
     if port is not None:
         settings.port = port
     try:
-        factory = RollupFactory(project.RollupFactory.at(load_deployment().address("RollupFactory")))
+        factory = RollupFactory(contract_at("RollupFactory", load_deployment().address("RollupFactory")))
         node = ReplicaNode(factory.rollup(chain_id).inbox_client(), chain_id, data)
     except AgentL2Error as exc:
         raise click.ClickException(str(exc)) from None

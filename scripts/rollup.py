@@ -14,10 +14,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import click
-from ape import project
 from ape.cli import ConnectedProviderCommand, account_option
 
 from offchain.chain.accounts import sender_or_default
+from offchain.chain.contracts import contract_at
 from offchain.chain.deployments import load_deployment
 from offchain.errors import AgentL2Error
 from offchain.rollup.derive import Derivation
@@ -28,7 +28,7 @@ AUSD = 10**6
 
 
 def _factory() -> RollupFactory:
-    return RollupFactory(project.RollupFactory.at(load_deployment().address("RollupFactory")))
+    return RollupFactory(contract_at("RollupFactory", load_deployment().address("RollupFactory")))
 
 
 @click.group(short_help="Spin up a rollup, deposit into it, withdraw from it")
@@ -78,7 +78,7 @@ def deposit(account, chain_id, to, amount, token):
         if token == "eth":
             index = inbox.deposit_eth(sender, to, int(amount * 10**18))
         else:
-            ausd = project.AgentUSD.at(load_deployment().address("AgentUSD"))
+            ausd = contract_at("AgentUSD", load_deployment().address("AgentUSD"))
             index = inbox.deposit_erc20(sender, ausd, to, int(amount * AUSD))
     except AgentL2Error as exc:
         raise click.ClickException(str(exc)) from None

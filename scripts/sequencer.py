@@ -7,7 +7,7 @@ posted what it confirmed (if it still leads). With `--join` it first registers a
 and stakes the rollup's minimum stake (held in AgentUSD by the account). On a local chain test
 account `--test-account` (default 1) operates; elsewhere name one with --account.
 
-Settings from the environment: AGENTL2_SEQUENCER_HOST, _PORT, _POST_INTERVAL, _POLL.
+Settings from the environment: AGENTL2_SEQUENCER_HOST, _PORT, _POST_INTERVAL, _POLL, _VIEW_TTL.
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Iterator
 
 import click
 import uvicorn
-from ape import accounts, chain, project
+from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand, account_option
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from offchain.chain.calls import transact, view
+from offchain.chain.contracts import contract_at
 from offchain.chain.deployments import load_deployment
 from offchain.errors import AgentL2Error
 from offchain.identity.registries import Erc8004
@@ -52,13 +54,16 @@ class SequencerSettings(BaseSettings):
     post_interval: float = 2.0
     """Seconds between batches while leading (at the slot's last block at the latest)."""
     poll: float = 0.2
+    view_ttl: float = 0.1
+    """Seconds a submission may rely on the last read of the L1 head (who leads); keep it far
+    below the L1 block time."""
 
 
 def _join(operator, rollup) -> None:
     deployment = load_deployment()
     registries = Erc8004.from_deployment(deployment)
-    sequencer_set = project.SequencerSet.at(rollup.sequencer_set)
-    stake = project.AgentUSD.at(deployment.address("AgentUSD"))
+    sequencer_set = contract_at("SequencerSet", rollup.sequencer_set)
+    stake = contract_at("AgentUSD", deployment.address("AgentUSD"))
     amount = int(view(sequencer_set, "minStake"))
     if int(view(stake, "balanceOf", operator.address)) < amount:
         raise click.ClickException(f"{operator.address} holds less than the minimum stake ({amount} units)")
@@ -84,12 +89,15 @@ def _join(operator, rollup) -> None:
 )
 def cli(account, chain_id, test_account, join, port, fault):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # The API's event loop shares the GIL with the thread that executes and posts batches: a 1 ms
+    # switch interval (Python's default is 5) hands it back sooner, so confirmations wait less.
+    sys.setswitchinterval(0.001)
     settings = SequencerSettings()
     if port is not None:
         settings.port = port
     operator = account if account is not None else accounts.test_accounts[test_account]
     try:
-        factory = RollupFactory(project.RollupFactory.at(load_deployment().address("RollupFactory")))
+        factory = RollupFactory(contract_at("RollupFactory", load_deployment().address("RollupFactory")))
         rollup = factory.rollup(chain_id)
         if join:
             _join(operator, rollup)
@@ -102,15 +110,23 @@ def cli(account, chain_id, test_account, join, port, fault):
         )
         service = SequencerService(
             core,
-            Schedule(project.SequencerSet.at(rollup.sequencer_set)),
+            Schedule(contract_at("SequencerSet", rollup.sequencer_set)),
             post_interval=settings.post_interval,
             poll=settings.poll,
+            view_ttl=settings.view_ttl,
         )
     except AgentL2Error as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"sequencer {operator.address} of rollup {chain_id} on http://{settings.host}:{settings.port}")
     server = _Server(
-        uvicorn.Config(create_app(service), host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.Config(
+            create_app(service),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            http="httptools",
+            loop="uvloop",
+        )
     )
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, lambda *_: setattr(server, "should_exit", True))

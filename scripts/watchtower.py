@@ -15,10 +15,11 @@ import signal
 import threading
 
 import click
-from ape import accounts, project
+from ape import accounts
 from ape.cli import ConnectedProviderCommand, account_option
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from offchain.chain.contracts import contract_at
 from offchain.chain.deployments import load_deployment
 from offchain.challenger.watchtower import Watchtower
 from offchain.errors import AgentL2Error
@@ -45,7 +46,7 @@ def cli(account, chain_id, test_account):
     settings = WatchtowerSettings()
     watcher = account if account is not None else accounts.test_accounts[test_account]
     try:
-        factory = RollupFactory(project.RollupFactory.at(load_deployment().address("RollupFactory")))
+        factory = RollupFactory(contract_at("RollupFactory", load_deployment().address("RollupFactory")))
         rollup = factory.rollup(chain_id)
         watchtower = Watchtower(watcher, rollup.inbox_client(), DisputeGame.at(rollup.dispute_game), chain_id)
     except AgentL2Error as exc:

@@ -87,16 +87,19 @@ def run_block(
     trace: bool = False,
     sequential_below: int = SEQUENTIAL_BELOW,
     store: StateStore | None = None,
+    signed: list[bool] | None = None,
 ) -> ExecutedBlock:
     """Executes `txns` on `state`: the state, statuses and (with `trace`) roots of `stf.apply_block`.
 
     With `pool`, signatures are checked in its processes; with `store` too (the LMDB store that
     `state` was read from, its last block committed), the roots are computed there as well.
+    `signed` is `signature_ok` of each transaction when the caller checked them already (a
+    sequencer, at admission); they are not checked again.
     """
     collecting = gc.isenabled()
     gc.disable()  # a block allocates hundreds of thousands of objects, and each full collection
     try:  # would walk the whole state; a block makes no cycles that need collecting meanwhile
-        return _run(state, ctx, txns, parallel, threads, pool, trace, sequential_below, store)
+        return _run(state, ctx, txns, parallel, threads, pool, trace, sequential_below, store, signed)
     finally:
         if collecting:
             gc.enable()
@@ -112,8 +115,11 @@ def _run(
     trace: bool,
     sequential_below: int,
     store: StateStore | None,
+    known: list[bool] | None,
 ) -> ExecutedBlock:
-    signed = verify_signatures(txns, ctx, pool)
+    if known is not None and len(known) != len(txns):
+        raise ValueError("one signature check per transaction")
+    signed = known.__getitem__ if known is not None else verify_signatures(txns, ctx, pool)
     if parallel and len(txns) >= sequential_below:
         statuses, writes, stats = execute_parallel(txns, ctx, state.read, threads, signed)
     else:

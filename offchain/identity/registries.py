@@ -17,6 +17,7 @@ from eth_utils import to_checksum_address
 from pydantic import BaseModel
 
 from offchain.chain.calls import event, transact, view
+from offchain.chain.contracts import contract_at
 from offchain.chain.deployments import Deployment, current_network
 from offchain.chain.eip712 import Eip712Domain, typed_digest
 from offchain.errors import InvalidInput
@@ -96,9 +97,9 @@ class Erc8004:
     @classmethod
     def from_deployment(cls, deployment: Deployment) -> Erc8004:
         return cls(
-            project.IdentityRegistry.at(deployment.address("IdentityRegistry")),
-            project.ReputationRegistry.at(deployment.address("ReputationRegistry")),
-            project.ValidationRegistry.at(deployment.address("ValidationRegistry")),
+            contract_at("IdentityRegistry", deployment.address("IdentityRegistry")),
+            contract_at("ReputationRegistry", deployment.address("ReputationRegistry")),
+            contract_at("ValidationRegistry", deployment.address("ValidationRegistry")),
         )
 
     def deployment(self, deployer: Any) -> Deployment:

@@ -15,6 +15,7 @@ from ape.contracts import ContractInstance
 from pydantic import BaseModel
 
 from offchain.chain.calls import event, transact, view
+from offchain.chain.contracts import contract_at
 from offchain.rollup.sequencer_set import SEED_MARGIN
 
 # Parts per reveal of the games the project deploys. bench/dispute_gas.py measured 2 to 64: 16 is
@@ -71,7 +72,7 @@ class DisputeGame:
 
     @classmethod
     def at(cls, address: str) -> DisputeGame:
-        return cls(project.DisputeGame.at(address))
+        return cls(contract_at("DisputeGame", address))
 
     @property
     def address(self) -> str:

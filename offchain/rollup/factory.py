@@ -9,6 +9,7 @@ from ape.contracts import ContractInstance
 from pydantic import BaseModel
 
 from offchain.chain.calls import event, transact, view
+from offchain.chain.contracts import contract_at
 from offchain.rollup.inbox import Inbox
 from offchain.rollup.params import RollupParams
 
@@ -26,7 +27,7 @@ class RollupInstance(BaseModel):
     created_at: int
 
     def inbox_client(self) -> Inbox:
-        return Inbox(project.Inbox.at(self.inbox))
+        return Inbox(contract_at("Inbox", self.inbox))
 
 
 class RollupFactory:

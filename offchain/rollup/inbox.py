@@ -112,10 +112,14 @@ class Inbox:
 
     def queue(self, start: int = 0, start_block: int = 0) -> list[QueueEntry]:
         """Queue entries `start` … from the inbox's events, with the L1 time each was queued."""
-        head = chain.blocks.head.number
+        entries = self.queue_entries(start_block, chain.blocks.head.number)
+        return [entries[i] for i in sorted(entries) if i >= start]
+
+    def queue_entries(self, first_block: int, last_block: int) -> dict[int, QueueEntry]:
+        """The entries queued in L1 blocks `first_block` … `last_block`, by queue index."""
         logs = [
-            *self.contract.Deposited.range(start_block, head + 1),
-            *self.contract.RecordQueued.range(start_block, head + 1),
+            *self.contract.Deposited.range(first_block, last_block + 1),
+            *self.contract.RecordQueued.range(first_block, last_block + 1),
         ]
         entries: dict[int, QueueEntry] = {}
         times: dict[int, int] = {}
@@ -128,7 +132,7 @@ class Inbox:
             if log.block_number not in times:
                 times[log.block_number] = chain.blocks[log.block_number].timestamp
             entries[args["queueIndex"]] = QueueEntry(record, times[log.block_number])
-        return [entries[i] for i in sorted(entries) if i >= start]
+        return entries
 
     def pending_queue(self, start_block: int = 0) -> list[QueueEntry]:
         """The entries no batch has carried yet, from the head."""
@@ -256,3 +260,26 @@ def _appended(args: dict, l1_block: int, txn_hash: str) -> AppendedBatch:
         l1_timestamp=chain.blocks[l1_block].timestamp,
         txn_hash=txn_hash,
     )
+
+
+class QueueCursor:
+    """The inbox's queue as far as L1 has been read; `sync` reads on from where it stopped, so
+    that a sequencer's hot path takes queue entries with no call to L1."""
+
+    def __init__(self, inbox: Inbox):
+        self.inbox = inbox
+        self.entries: dict[int, QueueEntry] = {}
+        self.next_block = 0  # the first L1 block not read yet
+
+    def sync(self) -> None:
+        head = chain.blocks.head.number
+        if head >= self.next_block:
+            self.entries.update(self.inbox.queue_entries(self.next_block, head))
+            self.next_block = head + 1
+
+    def since(self, start: int) -> list[QueueEntry]:
+        """The entries read so far from queue index `start` on, in order, without gaps."""
+        out = []
+        while start + len(out) in self.entries:
+            out.append(self.entries[start + len(out)])
+        return out

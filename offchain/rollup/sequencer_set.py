@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ape import project
 from ape.contracts import ContractInstance
 from eth_abi import encode
 from ethpm_types import ContractType
 from pydantic import BaseModel
 
 from offchain.chain.calls import event, transact, view
+from offchain.chain.contracts import contract_at
 from offchain.errors import InvalidInput
 from offchain.hashing import keccak
 
@@ -129,7 +129,7 @@ class SequencerSet:
 
     @classmethod
     def at(cls, address: str) -> SequencerSet:
-        return cls(project.SequencerSet.at(address))
+        return cls(contract_at("SequencerSet", address))
 
     @property
     def address(self) -> str:

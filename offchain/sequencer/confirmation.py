@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from coincurve import PrivateKey
 from pydantic import BaseModel, ConfigDict, Field
 
 from offchain.chain.ecdsa import recover_signer
@@ -58,22 +59,40 @@ def confirmation_digest(chain_id: int, inbox: str, txn_hash: bytes, l2_block: in
     return typed_digest(domain_separator(ROLLUP_NAME, chain_id, inbox), keccak(struct))
 
 
+class ConfirmationSigner:
+    """Signs confirmation digests with the operator's key: in process with libsecp256k1 when the
+    account holds its key in memory (ape's test accounts, 27 µs a signature), else through the
+    account's own signer (a keyfile account, ~130 µs)."""
+
+    def __init__(self, account: Any):
+        self.account = account
+        self.address = str(account.address)
+        secret = getattr(account, "private_key", None)
+        self._key = PrivateKey(bytes.fromhex(str(secret).removeprefix("0x"))) if secret else None
+
+    def sign(self, digest: bytes) -> bytes:
+        """r‖s‖v (v 27/28, low s: libsecp256k1 normalizes) of `digest`."""
+        if self._key is not None:
+            signature = self._key.sign_recoverable(digest, hasher=None)
+            return signature[:64] + bytes([signature[64] + 27])
+        signed = self.account.sign_raw_msghash(digest)
+        if signed is None:
+            raise ConfigError(f"account {self.address} cannot sign a message hash")
+        return bytes(signed.r).rjust(32, b"\x00") + bytes(signed.s).rjust(32, b"\x00") + bytes([signed.v])
+
+
 def confirm(
-    signer: Any, chain_id: int, inbox: str, record: bytes, l2_block: int, position: int
+    signer: ConfirmationSigner, chain_id: int, inbox: str, record: bytes, l2_block: int, position: int
 ) -> SoftConfirmation:
-    """`signer`'s (an ape account's) confirmation that `record` is transaction `position` of
-    `l2_block`."""
+    """`signer`'s confirmation that `record` is transaction `position` of `l2_block`."""
     txn_hash = tx_hash(record)
-    signed = signer.sign_raw_msghash(confirmation_digest(chain_id, inbox, txn_hash, l2_block, position))
-    if signed is None:
-        raise ConfigError(f"account {signer.address} cannot sign a message hash")
-    signature = bytes(signed.r).rjust(32, b"\x00") + bytes(signed.s).rjust(32, b"\x00") + bytes([signed.v])
+    signature = signer.sign(confirmation_digest(chain_id, inbox, txn_hash, l2_block, position))
     return SoftConfirmation(
         chain_id=chain_id,
         inbox=inbox,
         tx_hash="0x" + txn_hash.hex(),
         l2_block=l2_block,
         position=position,
-        sequencer=str(signer.address),
+        sequencer=signer.address,
         signature="0x" + signature.hex(),
     )

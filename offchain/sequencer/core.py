@@ -26,11 +26,17 @@ from offchain.executor.block import run_block
 from offchain.l2.batch import MAX_BLOCKS_PER_BATCH, MAX_TXS_PER_BATCH, Batch, Block
 from offchain.l2.codec import CodecError, Deposit, Tx, decode
 from offchain.l2.dispute import BatchTrace
-from offchain.l2.stf import BlockContext, State, Status, apply_tx, balance_key, nonce_key
+from offchain.l2.stf import BlockContext, State, Status, apply_tx, balance_key, nonce_key, signature_ok
 from offchain.rollup.derive import Derivation
-from offchain.rollup.inbox import Inbox
-from offchain.sequencer.confirmation import SoftConfirmation, confirm, tx_hash
+from offchain.rollup.inbox import Inbox, QueueCursor
+from offchain.sequencer.confirmation import ConfirmationSigner, SoftConfirmation, confirm, tx_hash
 from offchain.sequencer.faults import Fault, faulty_trace
+
+# A batch's records: geth's txpool refuses transactions over 128 KiB, so a batch must stay under
+# it to travel the public mempool (docs/l2-protocol.md §Batches, Limits); 120,000 bytes leave room
+# for the call's other arguments. The backlog: how many batches' worth may wait unsealed.
+BATCH_BYTES = 120_000
+BACKLOG_BATCHES = 4
 
 
 class Rejected(InvalidInput):
@@ -39,6 +45,10 @@ class Rejected(InvalidInput):
     def __init__(self, message: str, status: Status | None = None):
         self.status = status
         super().__init__(message)
+
+
+class Busy(Rejected):
+    """The unposted backlog is full: retry once the next batch is on L1."""
 
 
 class StaleState(AgentL2Error):
@@ -52,6 +62,8 @@ class OpenBlock:
     txs: list[Tx] = field(default_factory=list)
     records: list[bytes] = field(default_factory=list)
     writes: dict[bytes, bytes | None] = field(default_factory=dict)  # the reference STF's, in order
+    size: int = 0  # the records' bytes
+    signed: list[bool] = field(default_factory=list)  # each transaction's signature check
 
 
 @dataclass(frozen=True)
@@ -68,13 +80,23 @@ class TxReceipt:
 class Sequencer:
     """One operator's sequencer over one rollup (see the module's docstring)."""
 
-    def __init__(self, account: Any, inbox: Inbox, chain_id: int, clock: Any, fault: Fault | None = None):
+    def __init__(
+        self,
+        account: Any,
+        inbox: Inbox,
+        chain_id: int,
+        clock: Any,
+        fault: Fault | None = None,
+        batch_bytes: int = BATCH_BYTES,
+    ):
         self.account = account  # an ape account: signs the confirmations, sends the batches
+        self.signer = ConfirmationSigner(account)
         self.fault = fault  # fault injection: claim the roots of this lie (offchain/sequencer/faults.py)
         self.lies: dict[int, BatchTrace] = {}  # batch index -> the faulty trace its claim stands for
         self.inbox = inbox
         self.chain_id = chain_id
         self.clock = clock  # () -> L1 time to stamp a new block with
+        self.batch_bytes = batch_bytes  # a batch's records stay within this (one block may pass it)
         self.derivation = Derivation(inbox, chain_id)
         self.derivation.sync()
         self.lock = threading.RLock()  # one caller inside the state machine at a time
@@ -85,6 +107,8 @@ class Sequencer:
         self.confirmed: dict[str, SoftConfirmation] = {}  # tx hash -> its confirmation
         self.posted: dict[str, tuple[int, Status]] = {}  # tx hash -> (batch index, status)
         self.queue_taken = inbox.count("queueHead")  # the next queue entry no block holds yet
+        self.queue = QueueCursor(inbox)  # what L1 has queued, read by `sync_queue`
+        self.queue.sync()
 
     @property
     def address(self) -> str:
@@ -121,18 +145,22 @@ class Sequencer:
         txn_hash = "0x" + tx_hash(record).hex()
         if txn_hash in self.confirmed:
             raise Rejected(f"transaction {txn_hash} was already confirmed")
-        if self._unposted_count() >= MAX_TXS_PER_BATCH:
-            raise Rejected("the pending batch is full; retry after the next post")
+        if self.unposted_bytes() >= BACKLOG_BATCHES * self.batch_bytes:
+            raise Busy(f"{BACKLOG_BATCHES} batches wait to be posted; retry after the next post")
         block = self._open_block()
-        status, writes = apply_tx(tx, self._context(block), self.read)
+        ctx = self._context(block)
+        signed = signature_ok(tx, ctx)
+        status, writes = apply_tx(tx, ctx, self.read, signed)
         if status != Status.OK:
             raise Rejected(f"the transaction would fail: {status.name}", status)
         self.overlay.update(writes)
         block.writes.update(writes)
         block.txs.append(tx)
         block.records.append(record)
+        block.size += len(record)
+        block.signed.append(signed)
         confirmation = confirm(
-            self.account, self.chain_id, self.inbox.address, record, block.number, len(block.txs) - 1
+            self.signer, self.chain_id, self.inbox.address, record, block.number, len(block.txs) - 1
         )
         self.confirmed[txn_hash] = confirmation
         return confirmation
@@ -146,7 +174,7 @@ class Sequencer:
 
     def take_queue(self) -> None:
         """Opens a block for L1 queue entries no block holds yet (deposits need no submission)."""
-        if self.inbox.count("queueLength") > self.queue_taken:
+        if self.queue.since(self.queue_taken):
             self._open_block()
 
     def post(self) -> int | None:
@@ -157,7 +185,8 @@ class Sequencer:
                 if not self.sealed:
                     if not any(b.txs for b in self.blocks):
                         return None
-                    self.sealed, self.blocks = self.blocks, []
+                    count = self._batch_prefix()
+                    self.sealed, self.blocks = self.blocks[:count], self.blocks[count:]
                 sealed, base = list(self.sealed), self.base
             appended, state, statuses = self._execute_and_post(sealed, base)
             with self.lock:
@@ -177,7 +206,8 @@ class Sequencer:
             raise StaleState("another batch was appended since these blocks were built on the state")
         state, statuses = base, []
         for block in sealed:
-            executed = run_block(state, self._context(block), list(block.txs))
+            # The admission checked each signature: the executor does not check them again.
+            executed = run_block(state, self._context(block), list(block.txs), signed=block.signed)
             state = executed.state
             statuses.extend(executed.statuses)
         _check_against_admission(sealed, state)
@@ -212,25 +242,44 @@ class Sequencer:
         batches = self.derivation.batches
         return batches[-1].first_l2_block + batches[-1].block_count if batches else 0
 
-    def _unposted_count(self) -> int:
-        return sum(len(b.txs) for b in self.blocks)
+    def unposted_bytes(self) -> int:
+        """The bytes of the records in blocks not sealed yet."""
+        return sum(b.size for b in self.blocks)
+
+    def _batch_prefix(self) -> int:
+        """How many of the unposted blocks the next batch holds: as many whole blocks as stay
+        within `batch_bytes` and the transaction limit, at least one."""
+        count = size = txs = 0
+        for block in self.blocks:
+            size, txs = size + block.size, txs + len(block.txs)
+            over = size > self.batch_bytes or txs > MAX_TXS_PER_BATCH or count == MAX_BLOCKS_PER_BATCH
+            if count and over:
+                break
+            count += 1
+        return count
 
     def _open_block(self) -> OpenBlock:
-        """The open block; a new one (led by the queue's new entries) once a second has passed."""
+        """The open block; a new one (led by the queue's new entries) once a second has passed or
+        the last is full (a batch's worth of bytes, or of transactions)."""
         now = int(self.clock())
-        if self.blocks and self.blocks[-1].timestamp >= now:
-            return self.blocks[-1]
-        if len(self.blocks) >= MAX_BLOCKS_PER_BATCH:
-            return self.blocks[-1]
+        if self.blocks:
+            last = self.blocks[-1]
+            full = last.size >= self.batch_bytes or len(last.txs) >= MAX_TXS_PER_BATCH
+            if last.timestamp >= now and not full:
+                return last
         block = OpenBlock(self._next_block_number(), max(now, self._last_timestamp()))
         self.blocks.append(block)
-        for entry in self.inbox.queue(self.queue_taken):
+        self.queue.sync()  # incremental: the L1 blocks since the last read (the loop keeps it short)
+        for entry in self.queue.since(self.queue_taken):
             tx = decode(entry.record)
-            _, writes = apply_tx(tx, self._context(block), self.read)  # a failing record stays in
+            signed = signature_ok(tx, self._context(block))
+            _, writes = apply_tx(tx, self._context(block), self.read, signed)  # a failing one stays in
             self.overlay.update(writes)
             block.writes.update(writes)
             block.txs.append(tx)
             block.records.append(entry.record)
+            block.size += len(entry.record)
+            block.signed.append(signed)
             self.queue_taken += 1
         return block
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from ape import chain
 
-from offchain.chain.calls import view
+from offchain.chain.calls import translated, view
+from offchain.errors import ContractReverted
 from offchain.sequencer.core import Rejected, Sequencer
 
 log = logging.getLogger("agentl2.sequencer")
@@ -63,7 +64,15 @@ class Schedule:
         return (chain.blocks.head.number - self.genesis) // self.slot_length
 
     def leader(self, slot: int) -> str:
-        return str(view(self.contract, "leaderOf", slot))
+        try:
+            return str(view(self.contract, "leaderOf", slot))
+        except ContractReverted as exc:
+            if "seed not fixed" not in str(exc):
+                raise
+        # The first slot of an epoch that begins with the next block: its seed is the hash of the
+        # head block, which a call at the head cannot read. The pending block can.
+        with translated(self.contract, "leaderOf"):
+            return str(self.contract.leaderOf(slot, block_id="pending"))
 
     def view(self) -> L1View:
         head = chain.blocks.head
@@ -107,7 +116,8 @@ class SequencerService:
         self._view: L1View | None = None
         self._last_post = time.monotonic()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()  # set by a submission that filled a batch
+        self._threads: list[threading.Thread] = []
         core.clock = self.l1_time
 
     def view(self, max_age: float | None = None) -> L1View:
@@ -134,16 +144,25 @@ class SequencerService:
             if not self.leads(current):
                 raise NotLeader(current.leader)
             self.core.refresh()
-            return self.core.submit(record)
+            confirmation = self.core.submit(record)
+            if self.core.unposted_bytes() >= self.core.batch_bytes:
+                self._wake.set()  # a batch's worth waits: post now, not at the next interval
+            return confirmation
 
     def step(self) -> int | None:
         """One round of the schedule; returns the index of a batch it posted."""
+        # L1 reads outside the lock: submissions use the fresh view and find the queue read.
+        current = self.view(max_age=0.0)
+        self.core.queue.sync()
         with self.lock:
-            current = self.view(max_age=0.0)
             if not self.leads(current):
                 self.core.derivation.sync()
                 return None
-            due = current.last_block or time.monotonic() - self._last_post >= self.post_interval
+            due = (
+                current.last_block
+                or time.monotonic() - self._last_post >= self.post_interval
+                or self.core.unposted_bytes() >= self.core.batch_bytes
+            )
             if not due:
                 return None
             # In the first block of its slot the leader waits a block: the estimate of its batch
@@ -159,21 +178,42 @@ class SequencerService:
         return index
 
     def start(self) -> SequencerService:
-        self._thread = threading.Thread(target=self._run, name="sequencer-schedule", daemon=True)
-        self._thread.start()
+        """Runs the schedule's loop, and beside it a reader that renews the view of L1 every
+        `poll` seconds (so that submissions find it fresh while the loop posts a batch)."""
+        self._threads = [
+            threading.Thread(target=self._run, name="sequencer-schedule", daemon=True),
+            threading.Thread(target=self._watch, name="sequencer-l1-view", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stops the loop after posting what it confirmed, if it still leads."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
         if self.leads(self.view(max_age=0.0)):
             self.core.post()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll):
+        while not self._stop.is_set():
+            self._wake.wait(self.poll)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             try:
-                self.step()
+                if self.step() is not None and self.core.unposted_bytes() >= self.core.batch_bytes:
+                    self._wake.set()  # another batch's worth is waiting
             except Exception:  # a failed round is logged and retried; the loop must not die
                 log.exception("sequencer round failed")
+                self._stop.wait(self.poll)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll):
+            try:
+                self.view(max_age=0.0)
+                self.core.queue.sync()
+            except Exception:  # a failed read is logged and retried
+                log.exception("reading L1 failed")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from offchain.executor.block import run_block
 from offchain.l2.codec import Deposit
-from offchain.l2.stf import State, apply_block
+from offchain.l2.stf import State, apply_block, signature_ok
 from tests.l2_blocks import ADDRS, CTX, TOKEN, deposits, signed_tx
 
 pytestmark = pytest.mark.fuzzing
@@ -97,6 +97,16 @@ def test_blockstm__equals_sequential(genesis, txs, threads):
     assert got.stats.incarnations >= len(txs)
     untraced = run_block(genesis, CTX, txs, threads=threads, sequential_below=0)
     assert (untraced.state.root, untraced.roots) == (expected.state.root, None)
+    # The checks a sequencer made at admission, handed in: the same result, none made again.
+    known = [signature_ok(tx, CTX) for tx in txs]
+    prechecked = run_block(genesis, CTX, txs, threads=threads, sequential_below=0, signed=known)
+    assert (prechecked.statuses, prechecked.state.root) == (expected.statuses, expected.state.root)
+
+
+def test_run_block__refuses_signature_checks_that_do_not_match_the_transactions(genesis):
+    txs = [signed_tx("transfer", 0, 1, 5, 0, False)]
+    with pytest.raises(ValueError, match="one signature check per transaction"):
+        run_block(genesis, CTX, txs, signed=[True, True])
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -12,7 +12,7 @@ from offchain.l2.codec import Deposit, Transfer, TransferWithAuthorization, enco
 from offchain.l2.signing import authorization_digest, sign, transfer_digest
 from offchain.l2.stf import Status
 from offchain.sequencer.confirmation import tx_hash
-from offchain.sequencer.core import Rejected, Sequencer
+from offchain.sequencer.core import Busy, Rejected, Sequencer
 from tests.contracts.dispute.conftest import CHAIN_ID, ETH, KEYS, USERS
 
 
@@ -100,3 +100,43 @@ def test_posting__the_batch_on_l1_holds_every_promise_and_its_root_is_the_deriva
     chain.mine(1, deltatime=601)
     inbox.finalize(alice)
     assert node.receipt(second.tx_hash).stage == "final"
+
+
+def test_a_full_block_closes_and_a_batch_takes_whole_blocks_up_to_its_bytes(
+    chain, inbox, sequencer, first_batch
+):
+    records = [_transfer(inbox, 0, 1, 1, n) for n in range(5)]
+    size = len(records[0])
+    core = Sequencer(sequencer, inbox, CHAIN_ID, lambda: chain.blocks.head.timestamp, batch_bytes=2 * size)
+    confirmations = [core.submit(record) for record in records]
+    # Two records fill a block; the next opens another at the same L1 time.
+    assert [(c.l2_block - confirmations[0].l2_block, c.position) for c in confirmations] == [
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (1, 1),
+        (2, 0),
+    ]
+    assert core.unposted_bytes() == 5 * size
+    first = core.post()
+    assert len(Batch.decode(inbox.batch_data(core.derivation.batches[first])).blocks) == 1
+    assert core.unposted_bytes() == 3 * size and core.nonce(USERS[0]) == 5  # the rest still pending
+    second, third = core.post(), core.post()
+    assert (second, third) == (first + 1, first + 2) and core.post() is None
+    for confirmation in confirmations:
+        assert core.receipt(confirmation.tx_hash).stage == "posted"
+    assert inbox.claim(third).root == core.derivation.root(third)
+
+
+def test_a_full_backlog__refuses_with_busy_and_changes_nothing(chain, inbox, sequencer, first_batch):
+    records = [_transfer(inbox, 0, 1, 1, n) for n in range(5)]
+    core = Sequencer(
+        sequencer, inbox, CHAIN_ID, lambda: chain.blocks.head.timestamp, batch_bytes=len(records[0])
+    )
+    for record in records[:4]:  # four batches' worth
+        core.submit(record)
+    with pytest.raises(Busy, match="4 batches wait to be posted"):
+        core.submit(records[4])
+    assert core.nonce(USERS[0]) == 4 and len(core.confirmed) == 4
+    core.post()
+    assert core.submit(records[4]).tx_hash == "0x" + tx_hash(records[4]).hex()
