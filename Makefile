@@ -49,6 +49,7 @@ bench: setup
 	python bench/escrow_gas.py
 	python bench/blockstm.py
 	python bench/rollup_gas.py
+	python bench/sequencer_throughput.py
 	python bench/dispute_gas.py
 
 clean:

@@ -54,7 +54,7 @@ class SequencerSettings(BaseSettings):
     post_interval: float = 2.0
     """Seconds between batches while leading (at the slot's last block at the latest)."""
     poll: float = 0.2
-    view_ttl: float = 0.1
+    view_ttl: float = 0.5
     """Seconds a submission may rely on the last read of the L1 head (who leads); keep it far
     below the L1 block time."""
 

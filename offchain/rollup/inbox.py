@@ -272,7 +272,7 @@ class QueueCursor:
         self.next_block = 0  # the first L1 block not read yet
 
     def sync(self) -> None:
-        head = chain.blocks.head.number
+        head = chain.provider.web3.eth.block_number  # one light call when nothing is new
         if head >= self.next_block:
             self.entries.update(self.inbox.queue_entries(self.next_block, head))
             self.next_block = head + 1

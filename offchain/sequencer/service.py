@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ape import chain
+from eth_utils import to_checksum_address
+from web3.exceptions import ContractLogicError as Web3ContractLogicError
 
-from offchain.chain.calls import translated, view
+from offchain.chain.calls import view
 from offchain.errors import ContractReverted
 from offchain.sequencer.core import Rejected, Sequencer
 
@@ -63,29 +65,32 @@ class Schedule:
         """The slot of the head block: where a gas estimate runs (at the head, not the next block)."""
         return (chain.blocks.head.number - self.genesis) // self.slot_length
 
-    def leader(self, slot: int) -> str:
+    def leader(self, slot: int, block: int | str = "latest") -> str:
+        """The leader of `slot` as of `block` (one eth_call: ape's call handler would derive its
+        test accounts anew on every call, milliseconds that the schedule reads every poll)."""
+        web3 = chain.provider.web3
+        call = {"to": self.contract.address, "data": self.contract.leaderOf.encode_input(slot)}
         try:
-            return str(view(self.contract, "leaderOf", slot))
-        except ContractReverted as exc:
+            return to_checksum_address(web3.eth.call(call, block)[-20:])
+        except Web3ContractLogicError as exc:
             if "seed not fixed" not in str(exc):
-                raise
+                raise ContractReverted("SequencerSet", "leaderOf", str(exc)) from None
         # The first slot of an epoch that begins with the next block: its seed is the hash of the
         # head block, which a call at the head cannot read. The pending block can.
-        with translated(self.contract, "leaderOf"):
-            return str(self.contract.leaderOf(slot, block_id="pending"))
+        return to_checksum_address(web3.eth.call(call, "pending")[-20:])
 
     def view(self) -> L1View:
-        head = chain.blocks.head
-        offset = head.number + 1 - self.genesis
+        head = chain.provider.web3.eth.get_block("latest")
+        offset = head["number"] + 1 - self.genesis
         slot, head_slot = offset // self.slot_length, (offset - 1) // self.slot_length
-        leader = self.leader(slot)
+        leader = self.leader(slot, head["number"])
         return L1View(
-            head=head.number,
-            timestamp=head.timestamp,
+            head=head["number"],
+            timestamp=head["timestamp"],
             slot=slot,
             last_block=offset % self.slot_length == self.slot_length - 1,
             leader=leader,
-            head_leader=leader if head_slot == slot else self.leader(head_slot),
+            head_leader=leader if head_slot == slot else self.leader(head_slot, head["number"]),
             fetched=time.monotonic(),
         )
 
@@ -211,9 +216,10 @@ class SequencerService:
                 self._stop.wait(self.poll)
 
     def _watch(self) -> None:
-        while not self._stop.wait(self.poll):
+        # Renewed twice per `view_ttl`, so that a submission finds the view fresh and reads none.
+        interval = min(self.poll, self.view_ttl / 2) if self.view_ttl > 0 else self.poll
+        while not self._stop.wait(interval):
             try:
                 self.view(max_age=0.0)
-                self.core.queue.sync()
             except Exception:  # a failed read is logged and retried
                 log.exception("reading L1 failed")
