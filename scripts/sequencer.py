@@ -27,8 +27,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from offchain.chain.calls import transact, view
 from offchain.chain.contracts import contract_at
 from offchain.chain.deployments import load_deployment
+from offchain.challenger.watchtower import Watchtower
 from offchain.errors import AgentL2Error
 from offchain.identity.registries import Erc8004
+from offchain.rollup.dispute import DisputeGame
 from offchain.rollup.factory import RollupFactory
 from offchain.rollup.sequencer_set import SEED_MARGIN
 from offchain.sequencer.api import create_app
@@ -85,9 +87,15 @@ def _join(operator, rollup) -> None:
     "--fault",
     type=click.Choice([f.value for f in Fault]),
     default=None,
-    help="Fault injection: claim the roots of this lie for every batch (a watchtower must catch it).",
+    help="Fault injection: claim the roots of this lie for every batch and defend it in the disputes.",
 )
-def cli(account, chain_id, test_account, join, port, fault):
+@click.option(
+    "--silent-after",
+    type=click.IntRange(0),
+    default=None,
+    help="With --fault: stop answering in its disputes after this many moves (never, by default).",
+)
+def cli(account, chain_id, test_account, join, port, fault, silent_after):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # The API's event loop shares the GIL with the thread that executes and posts batches: a 1 ms
     # switch interval (Python's default is 5) hands it back sooner, so confirmations wait less.
@@ -108,12 +116,28 @@ def cli(account, chain_id, test_account, join, port, fault):
             lambda: chain.blocks.head.timestamp,
             fault=Fault(fault) if fault else None,
         )
+        defense = None
+        if fault:  # the liar defends its story move by move, until it falls silent
+            liar = Watchtower(
+                operator,
+                core.inbox,
+                DisputeGame.at(rollup.dispute_game),
+                chain_id,
+                core.lies,
+                challenge=False,
+            )
+
+            def defense() -> None:
+                if silent_after is None or liar.moves < silent_after:
+                    liar.step()
+
         service = SequencerService(
             core,
             Schedule(contract_at("SequencerSet", rollup.sequencer_set)),
             post_interval=settings.post_interval,
             poll=settings.poll,
             view_ttl=settings.view_ttl,
+            defense=defense,
         )
     except AgentL2Error as exc:
         raise click.ClickException(str(exc)) from None

@@ -22,6 +22,7 @@ from typing import Any
 from ape import chain
 
 from offchain.errors import ContractReverted
+from offchain.l2.dispute import BatchTrace
 from offchain.rollup.derive import Derivation
 from offchain.rollup.dispute import DisputeGame, GameState, Outcome
 from offchain.rollup.inbox import Inbox
@@ -30,8 +31,23 @@ log = logging.getLogger("agentl2.watchtower")
 
 
 class Watchtower:
-    def __init__(self, account: Any, inbox: Inbox, game: DisputeGame, chain_id: int):
+    """See the module's docstring. `traces` (fault injection) overrides the trace it defends a
+    claim of its own with, by batch index: a liar's story, which it never proves at width one;
+    with `challenge` False it opens no games (a liar only defends)."""
+
+    def __init__(
+        self,
+        account: Any,
+        inbox: Inbox,
+        game: DisputeGame,
+        chain_id: int,
+        traces: dict[int, BatchTrace] | None = None,
+        challenge: bool = True,
+    ):
         self.account = account
+        self.traces = traces if traces is not None else {}
+        self.challenge = challenge
+        self.moves = 0  # reveals, picks and steps sent
         self.inbox = inbox
         self.game = game
         self.derivation = Derivation(inbox, chain_id)
@@ -50,7 +66,11 @@ class Watchtower:
         self.disputed |= {
             (g.claim_index, g.claim_root, g.proposed_at) for g in games if g.challenger == self.address
         }
-        self._dispute_wrong_claims()
+        if self.challenge:
+            self._dispute_wrong_claims()
+        # A game it challenged and won, whoever sent the deciding move, leaves batches to claim.
+        if any(g.challenger == self.address and g.outcome == Outcome.CHALLENGER_WON for g in games):
+            self.repropose = True
         for state in games:
             if state.outcome == Outcome.OPEN and self.address in (state.challenger, state.defender):
                 self._move(state)
@@ -81,7 +101,8 @@ class Watchtower:
     def _move(self, state: GameState) -> None:
         game_id = state.game_id
         arity = self.game.arity
-        trace = self.derivation.trace(state.claim_index)
+        lie = self.traces.get(state.claim_index) if state.defender == self.address else None
+        trace = lie if lie is not None else self.derivation.trace(state.claim_index)
         # At width one the step is open to anyone: the side whose root is right sends it.
         mine_to_move = state.at_one_step or (
             state.defender == self.address if state.defender_to_move else state.challenger == self.address
@@ -91,10 +112,13 @@ class Watchtower:
                 self.game.close(self.account, game_id)
                 return
             if self._timed_out(state):  # whoever's clock ran out, the game is over: end it
-                self._won(state, self.game.timeout(self.account, game_id))
+                outcome = self.game.timeout(self.account, game_id)
+                log.info("game %d: a side ran out of time: %s", game_id, outcome.name)
+                self._won(state, outcome)
                 return
-            if not mine_to_move:
+            if not mine_to_move or (state.at_one_step and lie is not None):
                 return
+            self.moves += 1
             if state.at_one_step:
                 preimage = self.inbox.preimage(self.derivation.batches[state.claim_index])
                 outcome = self.game.step(self.account, game_id, preimage, trace.prove(state.lo))
@@ -102,10 +126,13 @@ class Watchtower:
                 self._won(state, outcome)
             elif state.defender_to_move:
                 self.game.reveal(self.account, game_id, trace.reveal(state.lo, state.hi, arity))
+                log.info("game %d: revealed the roots of transactions [%d, %d)", game_id, state.lo, state.hi)
             else:
                 revealed = self.game.revealed_roots(game_id)
-                self.game.pick(
-                    self.account, game_id, revealed, trace.pick(state.lo, state.hi, arity, revealed)
+                part = trace.pick(state.lo, state.hi, arity, revealed)
+                self.game.pick(self.account, game_id, revealed, part)
+                log.info(
+                    "game %d: picked part %d of transactions [%d, %d)", game_id, part, state.lo, state.hi
                 )
         except ContractReverted as exc:  # the game moved on since we read it: next round
             log.warning("game %d: %s", game_id, exc)
@@ -130,6 +157,8 @@ class Watchtower:
 
     def _propose_missing_roots(self) -> None:
         for index in range(self.inbox.count("claimCount"), len(self.derivation.batches)):
+            if index in self.traces:  # a liar does not re-propose
+                break
             self.inbox.propose_root(
                 self.account, index, self.derivation.root(index), bond=self.params.proposer_bond
             )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,12 +112,14 @@ class SequencerService:
         post_interval: float = 2.0,
         poll: float = 0.2,
         view_ttl: float = 0.0,
+        defense: Callable[[], None] | None = None,
     ):
         self.core = core
         self.schedule = schedule
         self.post_interval = post_interval
         self.poll = poll
         self.view_ttl = view_ttl
+        self.defense = defense  # run each round on the loop's thread (its L1 sends never race ours)
         self.lock = core.lock  # shared with the API: one caller inside the core at a time
         self._view: L1View | None = None
         self._last_post = time.monotonic()
@@ -211,6 +214,8 @@ class SequencerService:
             try:
                 if self.step() is not None and self.core.unposted_bytes() >= self.core.batch_bytes:
                     self._wake.set()  # another batch's worth is waiting
+                if self.defense is not None:
+                    self.defense()
             except Exception:  # a failed round is logged and retried; the loop must not die
                 log.exception("sequencer round failed")
                 self._stop.wait(self.poll)
