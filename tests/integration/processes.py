@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,3 +111,40 @@ def rollup_on_anvil(deployments: Path, chain_id: int) -> Iterator[str]:
     finally:
         anvil.terminate()
         anvil.wait(timeout=10)
+
+
+class Service:
+    """An `ape run` service whose output lines are collected as they come."""
+
+    def __init__(self, chain_id: int, script: str, network: str, deployments: Path, *args: str, **env: str):
+        environment = {
+            **os.environ,
+            "AGENTL2_DEPLOYMENTS_DIR": str(deployments),
+            "AGENTL2_WATCHTOWER_POLL": "0.5",
+            "PYTHONWARNINGS": "ignore",
+            **env,
+        }
+        ape = Path(sys.executable).with_name("ape")
+        self.process = subprocess.Popen(
+            [str(ape), "run", script, "--network", network, "--chain-id", str(chain_id), *args],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(
+            target=lambda: self.lines.extend(iter(self.process.stdout.readline, "")), daemon=True
+        )
+        self._reader.start()
+
+    def said(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def rpc(network: str, method: str, params: list) -> None:
+    httpx.post(network, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=10)

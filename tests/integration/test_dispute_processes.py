@@ -7,11 +7,7 @@ proposed."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import threading
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -22,7 +18,7 @@ from eth_account import Account
 from offchain.hashing import keccak
 from offchain.l2.codec import Transfer, encode
 from offchain.l2.signing import sign, transfer_digest
-from tests.integration.processes import ROOT, free_port, rollup_on_anvil, wait_until
+from tests.integration.processes import Service, free_port, rollup_on_anvil, rpc, wait_until
 from tests.integration.test_scripts import _ape_run
 from tests.integration.test_sequencer_process import _get
 
@@ -31,43 +27,6 @@ ETH = "0x" + "00" * 20
 USER_KEY = keccak(b"dispute process user")
 USER = Account.from_key(USER_KEY).address
 TRANSFERS = 40  # with the deposit, 41 transactions: two rounds of dissection before the proof
-
-
-class _Process:
-    """An `ape run` service whose output lines are collected as they come."""
-
-    def __init__(self, script: str, network: str, tmp_path: Path, *args: str, **env: str):
-        environment = {
-            **os.environ,
-            "AGENTL2_DEPLOYMENTS_DIR": str(tmp_path),
-            "AGENTL2_WATCHTOWER_POLL": "0.5",
-            "PYTHONWARNINGS": "ignore",
-            **env,
-        }
-        ape = Path(sys.executable).with_name("ape")
-        self.process = subprocess.Popen(
-            [str(ape), "run", script, "--network", network, "--chain-id", str(CHAIN_ID), *args],
-            cwd=ROOT,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(
-            target=lambda: self.lines.extend(iter(self.process.stdout.readline, "")), daemon=True
-        )
-        self._reader.start()
-
-    def said(self, text: str) -> bool:
-        return any(text in line for line in self.lines)
-
-    def output(self) -> str:
-        return "".join(self.lines)
-
-
-def _rpc(network: str, method: str, params: list) -> None:
-    httpx.post(network, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=10)
 
 
 def _transfer(inbox: str, nonce: int) -> bytes:
@@ -82,20 +41,20 @@ def liar_batch(tmp_path: Path):
     network, the liar and the transfers' hashes."""
     api_port = free_port()
     stack = ExitStack()
-    processes: list[_Process] = []
+    processes: list[Service] = []
 
-    def start(*args: str) -> tuple[str, _Process, list[str]]:
+    def start(*args: str) -> tuple[str, Service, list[str]]:
         network = stack.enter_context(rollup_on_anvil(tmp_path, CHAIN_ID))
         # The liar posts only at its slot's last block, so that the deposit and every transfer
         # land in one batch.
-        liar = _Process(
+        liar = Service(CHAIN_ID,
             "sequencer", network, tmp_path, "--join", "--port", str(api_port), "--fault", "wrong-root",
             *args, AGENTL2_SEQUENCER_POST_INTERVAL="3600",
         )  # fmt: skip
         processes.append(liar)
         api = f"http://127.0.0.1:{api_port}"
         wait_until(lambda: _get(f"{api}/v1/sequencer") is not None, 120, "the liar's API")
-        _rpc(network, "anvil_mine", [80])  # eligible two epochs after joining
+        rpc(network, "anvil_mine", [80])  # eligible two epochs after joining
         deposit = ("rollup", "deposit", "--chain-id", str(CHAIN_ID), "--to", USER, "--amount", "1")
         done = _ape_run(*deposit, "--network", network, deployments=tmp_path)
         assert done.returncode == 0, done.stderr + done.stdout
@@ -109,7 +68,7 @@ def liar_batch(tmp_path: Path):
         receipt = f"{api}/v1/transactions/{hashes[-1]}"
 
         def posted() -> bool:
-            _rpc(network, "anvil_mine", [1])  # on to the slot's last block
+            rpc(network, "anvil_mine", [1])  # on to the slot's last block
             return _get(receipt).json()["stage"] == "posted"
 
         wait_until(posted, 60, "the liar's batch")
@@ -125,7 +84,7 @@ def liar_batch(tmp_path: Path):
         stack.close()
 
 
-def _stops_cleanly(*processes: _Process) -> None:
+def _stops_cleanly(*processes: Service) -> None:
     for process in processes:
         process.process.send_signal(signal.SIGTERM)
     for process in processes:
@@ -135,7 +94,7 @@ def _stops_cleanly(*processes: _Process) -> None:
 def test_a_watchtower_killed_mid_dispute__restarts_and_wins_against_a_defending_liar(tmp_path, liar_batch):
     start, processes = liar_batch
     network, liar, _ = start()
-    first = _Process("watchtower", network, tmp_path)
+    first = Service(CHAIN_ID, "watchtower", network, tmp_path)
     processes.append(first)
     wait_until(lambda: first.said("opened game 0"), 90, "the dispute")
     wait_until(lambda: first.said("game 0: picked part"), 60, "the watchtower's first pick")
@@ -143,7 +102,7 @@ def test_a_watchtower_killed_mid_dispute__restarts_and_wins_against_a_defending_
     first.process.wait(timeout=10)
     assert not first.said("one-step proof")
 
-    second = _Process("watchtower", network, tmp_path)
+    second = Service(CHAIN_ID, "watchtower", network, tmp_path)
     processes.append(second)
     try:
         wait_until(lambda: second.said("proposed the derived root"), 180, "the right root")
@@ -161,12 +120,12 @@ def test_a_watchtower_killed_mid_dispute__restarts_and_wins_against_a_defending_
 def test_a_liar_that_falls_silent_mid_dispute__loses_on_time(tmp_path, liar_batch):
     start, processes = liar_batch
     network, liar, _ = start("--silent-after", "1")
-    watchtower = _Process("watchtower", network, tmp_path)
+    watchtower = Service(CHAIN_ID, "watchtower", network, tmp_path)
     processes.append(watchtower)
     wait_until(lambda: watchtower.said("game 0: picked part"), 120, "the watchtower's first pick")
     assert liar.said("game 0: revealed the roots of transactions [0, 41)")
-    _rpc(network, "evm_increaseTime", [400])  # past the liar's 300 s clock, with no answer
-    _rpc(network, "anvil_mine", [1])
+    rpc(network, "evm_increaseTime", [400])  # past the liar's 300 s clock, with no answer
+    rpc(network, "anvil_mine", [1])
     try:
         wait_until(lambda: watchtower.said("proposed the derived root"), 120, "the right root")
     except AssertionError:
