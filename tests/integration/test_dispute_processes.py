@@ -94,13 +94,19 @@ def _stops_cleanly(*processes: Service) -> None:
 def test_a_watchtower_killed_mid_dispute__restarts_and_wins_against_a_defending_liar(tmp_path, liar_batch):
     start, processes = liar_batch
     network, liar, _ = start()
+    node_port, data = free_port(), str(tmp_path / "node")
+    node = Service(CHAIN_ID, "node", network, tmp_path, "--data", data, "--port", str(node_port))
     first = Service(CHAIN_ID, "watchtower", network, tmp_path)
-    processes.append(first)
+    processes += [node, first]
     wait_until(lambda: first.said("opened game 0"), 90, "the dispute")
     wait_until(lambda: first.said("game 0: picked part"), 60, "the watchtower's first pick")
-    first.process.kill()  # -9, in the middle of the game
-    first.process.wait(timeout=10)
+    wait_until(lambda: node.said("claim 0: root 0x"), 60, "the node's report of the lie")
+    for process in (first, node):  # -9, in the middle of the game
+        process.process.kill()
+        process.process.wait(timeout=10)
     assert not first.said("one-step proof")
+    node = Service(CHAIN_ID, "node", network, tmp_path, "--data", data, "--port", str(node_port))
+    processes.append(node)
 
     second = Service(CHAIN_ID, "watchtower", network, tmp_path)
     processes.append(second)
@@ -114,7 +120,13 @@ def test_a_watchtower_killed_mid_dispute__restarts_and_wins_against_a_defending_
     assert second.said("game 0: picked part") and second.said("CHALLENGER_WON")
     assert liar.said("game 0: revealed the roots of transactions [0, 41)")  # the liar defended
     assert sum("revealed the roots" in line for line in liar.lines) == 2
-    _stops_cleanly(liar, second)
+    # The restarted node went on from its folder and holds the root the watchtower proposed.
+    node_api = f"http://127.0.0.1:{node_port}"
+    wait_until(lambda: _get(f"{node_api}/v1/status") is not None, 60, "the restarted node")
+    claim = next(line for line in second.lines if "proposed the derived root" in line)
+    derived = _get(f"{node_api}/v1/batches/0/root").json()["root"]
+    assert derived[2:14] == claim.rsplit("0x", 1)[1].strip()[:12]
+    _stops_cleanly(liar, second, node)
 
 
 def test_a_liar_that_falls_silent_mid_dispute__loses_on_time(tmp_path, liar_batch):
