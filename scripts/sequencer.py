@@ -7,7 +7,8 @@ posted what it confirmed (if it still leads). With `--join` it first registers a
 and stakes the rollup's minimum stake (held in AgentUSD by the account). On a local chain test
 account `--test-account` (default 1) operates; elsewhere name one with --account.
 
-Settings from the environment: AGENTL2_SEQUENCER_HOST, _PORT, _POST_INTERVAL, _POLL, _VIEW_TTL.
+Settings from the environment: AGENTL2_SEQUENCER_HOST, _PORT, _POST_INTERVAL, _POLL, _VIEW_TTL,
+_CLOSE_BLOCKS.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class SequencerSettings(BaseSettings):
     view_ttl: float = 0.5
     """Seconds a submission may rely on the last read of the L1 head (who leads); keep it far
     below the L1 block time."""
+    close_blocks: int = 1
+    """The last L1 blocks of a slot that admit nothing: the leader posts in them."""
 
 
 def _join(operator, rollup) -> None:
@@ -138,6 +141,7 @@ def cli(account, chain_id, test_account, join, port, fault, silent_after):
             poll=settings.poll,
             view_ttl=settings.view_ttl,
             defense=defense,
+            close_blocks=settings.close_blocks,
         )
     except AgentL2Error as exc:
         raise click.ClickException(str(exc)) from None

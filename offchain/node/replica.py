@@ -17,7 +17,7 @@ from pathlib import Path
 
 from offchain.errors import AgentL2Error
 from offchain.l2.batch import Batch
-from offchain.l2.stf import BlockContext, State, apply_block, balance_key, nonce_key
+from offchain.l2.stf import BlockContext, State, apply_block, authorization_key, balance_key, nonce_key
 from offchain.l2.store import StateStore
 from offchain.rollup.inbox import Inbox
 
@@ -97,6 +97,12 @@ class ReplicaNode:
         latest = self.store.latest()
         raw = None if latest is None else self.store.read(latest, nonce_key(account))
         return int.from_bytes(raw, "big") if raw else 0
+
+    def authorization_used(self, authorizer: str, nonce: bytes) -> bool:
+        latest = self.store.latest()
+        return (
+            latest is not None and self.store.read(latest, authorization_key(authorizer, nonce)) is not None
+        )
 
     def disagreements(self) -> list[tuple[int, bytes, bytes]]:
         """The standing claims whose root is not the derived one: (batch, claimed, derived)."""

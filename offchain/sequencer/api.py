@@ -10,13 +10,15 @@ GET  /v1/sequencer               who signs the confirmations, for which rollup
 Refusals are 4xx with {"error": "…", "status": "<STF status>" | null}: 400 for a malformed body
 or record and for a transaction that would fail, 409 for one already confirmed, 413 for a body
 over 4 KiB, 404 for an unknown transaction, 503 (with the leader's address) while another
-operator leads the slot, and 503 with Retry-After while a backlog of batches waits to be posted.
+operator leads the slot, 503 with Retry-After (and the next leader's address, once drawn) in the
+slot's closing blocks, and 503 with Retry-After while a backlog of batches waits to be posted.
 A refused request changes nothing.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from offchain.l2.stf import balance_key
 from offchain.sequencer.core import Busy, Rejected
-from offchain.sequencer.service import NotLeader, SequencerService
+from offchain.sequencer.service import NotLeader, SequencerService, SlotClosing
 
 MAX_BODY = 4_096  # the longest record is 190 bytes: 4 KiB leaves room for JSON, never for abuse
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
@@ -56,8 +58,9 @@ def address_or_none(value: str) -> str | None:
 
 
 def add_account_reads(app: FastAPI, state: Any, locked: Callable) -> None:
-    """GET /v1/accounts/{a}/balance and /nonce of `state` (anything with `balance(account,
-    token)` and `nonce(account)`: the sequencer's pending state, the node's derived one)."""
+    """GET /v1/accounts/{a}/balance, /nonce and /authorizations/{nonce} of `state` (anything
+    with `balance(account, token)`, `nonce(account)` and `authorization_used(account, nonce)`:
+    the sequencer's pending state, the node's derived one)."""
 
     @app.get("/v1/accounts/{account}/balance")
     async def balance(account: str, token: str = ETH) -> JSONResponse:
@@ -73,6 +76,13 @@ def add_account_reads(app: FastAPI, state: Any, locked: Callable) -> None:
         return JSONResponse(
             {"account": account, "nonce": await run_in_threadpool(locked, state.nonce, account)}
         )
+
+    @app.get("/v1/accounts/{account}/authorizations/{nonce}")
+    async def authorization(account: str, nonce: str) -> JSONResponse:
+        if address_or_none(account) is None or not re.fullmatch(r"0x[0-9a-fA-F]{64}", nonce):
+            return refusal(400, "the account is a 20-byte hex address, the nonce 32 bytes of hex")
+        used = await run_in_threadpool(locked, state.authorization_used, account, bytes.fromhex(nonce[2:]))
+        return JSONResponse({"account": account, "nonce": nonce.lower(), "used": used})
 
 
 def create_app(service: SequencerService) -> FastAPI:
@@ -98,6 +108,10 @@ def create_app(service: SequencerService) -> FastAPI:
             # On the event loop itself: the core is one state machine behind one lock, a submit is
             # ~0.2 ms of work, and a hop to the thread pool would cost more than the work.
             confirmation = service.submit(bytes.fromhex(parsed.record[2:]))
+        except SlotClosing as exc:  # the next leader's slot begins within a block or two
+            answer = refusal(503, str(exc))
+            answer.headers["retry-after"] = "1"
+            return answer
         except NotLeader as exc:
             return refusal(503, str(exc))
         except Busy as exc:
@@ -146,8 +160,18 @@ def create_app(service: SequencerService) -> FastAPI:
 
     @app.get("/v1/sequencer")
     async def info() -> JSONResponse:
-        return JSONResponse(
-            {"address": sequencer.address, "chain_id": sequencer.chain_id, "inbox": sequencer.inbox.address}
-        )
+        def read() -> dict[str, Any]:
+            current = service.view()
+            leads = service.leads(current) and not service.closing(current)
+            return {
+                "address": sequencer.address,
+                "chain_id": sequencer.chain_id,
+                "inbox": sequencer.inbox.address,
+                "leader": current.leader,
+                "leads": leads,  # whether it admits transactions now
+                "time": sequencer.pending_time(),  # the L2 time a transaction admitted now runs at
+            }
+
+        return JSONResponse(await run_in_threadpool(locked, read))
 
     return app

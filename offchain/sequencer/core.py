@@ -17,6 +17,7 @@ transaction in it is confirmed, and a sealed batch that fails to post is retried
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,11 +27,22 @@ from offchain.executor.block import run_block
 from offchain.l2.batch import MAX_BLOCKS_PER_BATCH, MAX_TXS_PER_BATCH, Batch, Block
 from offchain.l2.codec import CodecError, Deposit, Tx, decode
 from offchain.l2.dispute import BatchTrace
-from offchain.l2.stf import BlockContext, State, Status, apply_tx, balance_key, nonce_key, signature_ok
+from offchain.l2.stf import (
+    BlockContext,
+    State,
+    Status,
+    apply_tx,
+    authorization_key,
+    balance_key,
+    nonce_key,
+    signature_ok,
+)
 from offchain.rollup.derive import Derivation
 from offchain.rollup.inbox import Inbox, QueueCursor
 from offchain.sequencer.confirmation import ConfirmationSigner, SoftConfirmation, confirm, tx_hash
 from offchain.sequencer.faults import Fault, faulty_trace
+
+log = logging.getLogger("agentl2.sequencer")
 
 # A batch's records: geth's txpool refuses transactions over 128 KiB, so a batch must stay under
 # it to travel the public mempool (docs/l2-protocol.md §Batches, Limits); 120,000 bytes leave room
@@ -105,6 +117,7 @@ class Sequencer:
         self.blocks: list[OpenBlock] = []  # built after it, unposted; the last one is open
         self.overlay: dict[bytes, bytes | None] = {}  # the sealed and unposted blocks' writes
         self.confirmed: dict[str, SoftConfirmation] = {}  # tx hash -> its confirmation
+        self.dropped: dict[str, SoftConfirmation] = {}  # confirmed, then lost to a missed slot
         self.posted: dict[str, tuple[int, Status]] = {}  # tx hash -> (batch index, status)
         self.queue_taken = inbox.count("queueHead")  # the next queue entry no block holds yet
         self.queue = QueueCursor(inbox)  # what L1 has queued, read by `sync_queue`
@@ -132,6 +145,14 @@ class Sequencer:
         raw = self.read(nonce_key(account))
         return int.from_bytes(raw, "big") if raw else 0
 
+    def authorization_used(self, authorizer: str, nonce: bytes) -> bool:
+        """Whether a TransferWithAuthorization of `authorizer` with `nonce` is in the pending state."""
+        return self.read(authorization_key(authorizer, nonce)) is not None
+
+    def pending_time(self) -> int:
+        """The timestamp a transaction admitted now gets: the open block's, or a new block's."""
+        return max(int(self.clock()), self._last_timestamp())
+
     # -- writes ----------------------------------------------------------------------------------
 
     def submit(self, record: bytes) -> SoftConfirmation:
@@ -145,6 +166,7 @@ class Sequencer:
         txn_hash = "0x" + tx_hash(record).hex()
         if txn_hash in self.confirmed:
             raise Rejected(f"transaction {txn_hash} was already confirmed")
+        self.dropped.pop(txn_hash, None)  # submitted again after its first confirmation was dropped
         if self.unposted_bytes() >= BACKLOG_BATCHES * self.batch_bytes:
             raise Busy(f"{BACKLOG_BATCHES} batches wait to be posted; retry after the next post")
         block = self._open_block()
@@ -167,10 +189,39 @@ class Sequencer:
 
     def refresh(self) -> None:
         """With nothing unposted, catches up with L1 (batches another leader posted, the queue
-        entries they carried) so that the next block builds on the latest state."""
+        entries they carried) so that the next block builds on the latest state (no L1 read
+        otherwise: submissions call it)."""
         if not self.blocks and not self.sealed:
             self.derivation.sync()
             self.queue_taken = max(self.queue_taken, self.inbox.count("queueHead"))
+
+    def follow(self) -> None:
+        """`refresh`, and with unposted blocks that another leader's batch has overtaken,
+        `drop_stale` (the schedule's loop calls it; not while a batch of ours is on its way)."""
+        if (self.blocks or self.sealed) and self.inbox.count("batchCount") != len(self.derivation.batches):
+            self.drop_stale()
+        self.refresh()
+
+    def drop_stale(self) -> list[str]:
+        """Drops the unposted blocks after another batch was appended before them: their slot
+        passed unposted, and L1 now holds a state they were not built on. Their transactions
+        are not in the L2: each signed soft confirmation stays the evidence of a broken
+        promise, the receipt says `dropped`, and the record may be submitted again. Returns
+        the dropped transactions' hashes."""
+        hashes = ["0x" + tx_hash(r).hex() for b in self.sealed + self.blocks for r in b.records]
+        hashes = [h for h in hashes if h in self.confirmed]  # not the queue's entries
+        for txn_hash in hashes:
+            self.dropped[txn_hash] = self.confirmed.pop(txn_hash)
+        self.sealed, self.blocks, self.overlay = [], [], {}
+        self.derivation.sync()
+        self.queue_taken = self.inbox.count("queueHead")  # what the dropped blocks took is queued again
+        if hashes:
+            log.error(
+                "another batch was appended before %d confirmed transactions were posted: they are "
+                "dropped, their signed confirmations stand as evidence",
+                len(hashes),
+            )
+        return hashes
 
     def take_queue(self) -> None:
         """Opens a block for L1 queue entries no block holds yet (deposits need no submission)."""
@@ -188,7 +239,12 @@ class Sequencer:
                     count = self._batch_prefix()
                     self.sealed, self.blocks = self.blocks[:count], self.blocks[count:]
                 sealed, base = list(self.sealed), self.base
-            appended, state, statuses = self._execute_and_post(sealed, base)
+            try:
+                appended, state, statuses = self._execute_and_post(sealed, base)
+            except StaleState:  # our slot passed unposted and the next leader posted: drop ours
+                with self.lock:
+                    self.drop_stale()
+                return None
             with self.lock:
                 self.derivation.extend(appended, state)
                 records = [record for block in sealed for record in block.records]
@@ -222,6 +278,8 @@ class Sequencer:
         return appended, state, statuses
 
     def receipt(self, txn_hash: str) -> TxReceipt | None:
+        if txn_hash in self.dropped:
+            return TxReceipt(txn_hash, "dropped", self.dropped[txn_hash], None, None)
         if txn_hash not in self.confirmed:
             return None
         confirmation = self.confirmed[txn_hash]

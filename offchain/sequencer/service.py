@@ -2,10 +2,13 @@
 
 The sequencer set says who leads each slot of `slotLength` L1 blocks. A transaction sent now is
 mined in the next L1 block, so "leading" means leading the slot of the head's next block. While
-it leads, the service posts what it has confirmed every `post_interval` seconds, and at once when
-the next block is the last of its slot: what it confirmed is on L1 before the next leader builds
-on it. When another operator leads, submissions are refused (`NotLeader`, with the leader's
-address) and the service only follows L1.
+it leads, the service posts what it has confirmed every `post_interval` seconds, and at once in
+the slot's last `close_blocks` blocks, which admit nothing (`SlotClosing`): what it confirmed is
+on L1 before the next leader builds on it. When another operator leads, submissions are refused
+(`NotLeader`, with the leader's address) and the service only follows L1. Should a slot pass
+with confirmed transactions unposted all the same (L1 too fast, the operator too slow), the next
+leader builds without them and they are dropped, never executed on a state they were not built
+on: their signed confirmations are the evidence (`Sequencer.drop_stale`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,18 @@ class NotLeader(Rejected):
         super().__init__(f"this sequencer does not lead the current slot; the leader is {leader}")
 
 
+class SlotClosing(NotLeader):
+    """Submitted in the last blocks of the leader's slot, which are kept for posting what it
+    confirmed; `leader` is the next slot's, None while its epoch's seed is not drawn yet."""
+
+    def __init__(self, blocks: int, leader: str | None):
+        self.leader = leader  # type: ignore[assignment]
+        then = f"the next slot's leader is {leader}" if leader else "retry after the next L1 block"
+        Rejected.__init__(
+            self, f"this sequencer's slot closes: its last {blocks} L1 block(s) are kept for posting; {then}"
+        )
+
+
 @dataclass(frozen=True)
 class L1View:
     """What the schedule needs of L1 at one moment: the head, and who leads around it."""
@@ -43,7 +58,7 @@ class L1View:
     head: int
     timestamp: int
     slot: int  # the slot of the head's next block (where a transaction sent now is mined)
-    last_block: bool  # whether that next block is the slot's last
+    blocks_left: int  # the blocks of `slot` after that next one (0: it is the slot's last)
     leader: str  # the leader of `slot`
     head_leader: str  # the leader of the head block's slot (where a gas estimate runs)
     fetched: float  # time.monotonic() when read
@@ -89,7 +104,7 @@ class Schedule:
             head=head["number"],
             timestamp=head["timestamp"],
             slot=slot,
-            last_block=offset % self.slot_length == self.slot_length - 1,
+            blocks_left=self.slot_length - 1 - offset % self.slot_length,
             leader=leader,
             head_leader=leader if head_slot == slot else self.leader(head_slot, head["number"]),
             fetched=time.monotonic(),
@@ -113,15 +128,20 @@ class SequencerService:
         poll: float = 0.2,
         view_ttl: float = 0.0,
         defense: Callable[[], None] | None = None,
+        close_blocks: int = 1,
     ):
         self.core = core
         self.schedule = schedule
+        # The slot's last blocks admit nothing: what the leader confirmed must be on L1 before
+        # the next leader builds, and a batch sent in the last block has only that block to land.
+        self.close_blocks = max(0, min(close_blocks, schedule.slot_length - 1))
         self.post_interval = post_interval
         self.poll = poll
         self.view_ttl = view_ttl
         self.defense = defense  # run each round on the loop's thread (its L1 sends never race ours)
         self.lock = core.lock  # shared with the API: one caller inside the core at a time
         self._view: L1View | None = None
+        self._next_leaders: dict[int, str] = {}  # slot -> its leader, for the slot before it
         self._last_post = time.monotonic()
         self._stop = threading.Event()
         self._wake = threading.Event()  # set by a submission that filled a batch
@@ -145,17 +165,38 @@ class SequencerService:
     def leader(self) -> str:
         return self.view().leader
 
+    def closing(self, current: L1View) -> bool:
+        """Whether the head's next block is among the last `close_blocks` of its slot and
+        another operator (or one not drawn yet) leads the next slot."""
+        if current.blocks_left >= self.close_blocks:
+            return False
+        return (self._next_leader(current) or "").lower() != self.core.address.lower()
+
     def submit(self, record: bytes):
         """The API's submit: refused unless this sequencer leads the next block's slot."""
         with self.lock:
             current = self.view()
             if not self.leads(current):
                 raise NotLeader(current.leader)
+            if self.closing(current):
+                raise SlotClosing(self.close_blocks, self._next_leader(current))
             self.core.refresh()
             confirmation = self.core.submit(record)
             if self.core.unposted_bytes() >= self.core.batch_bytes:
                 self._wake.set()  # a batch's worth waits: post now, not at the next interval
             return confirmation
+
+    def _next_leader(self, current: L1View) -> str | None:
+        """The leader of the slot after `current`'s (read once per slot), None while not drawn."""
+        known = self._next_leaders.get(current.slot + 1)
+        if known is not None:
+            return known
+        try:
+            known = self.schedule.leader(current.slot + 1, current.head)
+        except (ContractReverted, Web3ContractLogicError):  # its epoch's seed: a block not mined yet
+            return None
+        self._next_leaders = {current.slot + 1: known}
+        return known
 
     def step(self) -> int | None:
         """One round of the schedule; returns the index of a batch it posted."""
@@ -163,11 +204,12 @@ class SequencerService:
         current = self.view(max_age=0.0)
         self.core.queue.sync()
         with self.lock:
+            # What other leaders posted; our unposted blocks dropped if one of them overtook them.
+            self.core.follow()
             if not self.leads(current):
-                self.core.derivation.sync()
                 return None
             due = (
-                current.last_block
+                self.closing(current)
                 or time.monotonic() - self._last_post >= self.post_interval
                 or self.core.unposted_bytes() >= self.core.batch_bytes
             )
@@ -178,7 +220,6 @@ class SequencerService:
             if current.head_leader.lower() != self.core.address.lower():
                 return None
             self._last_post = time.monotonic()
-            self.core.refresh()
             self.core.take_queue()
         index = self.core.post()  # outside the lock: submissions go on while the batch is mined
         if index is not None:

@@ -91,6 +91,8 @@ def test_the_read_api__on_a_loopback_server(chain, inbox, sequencer, first_batch
         assert get(f"/v1/batches/{index}/root").json()["root"] == "0x" + node.batch_root(index).hex()
         assert get("/v1/batches/9/root").status_code == 404
         assert get("/v1/accounts/0x1/nonce").status_code == 400
+        unused = get(f"/v1/accounts/{USERS[0]}/authorizations/0x" + "00" * 32).json()
+        assert unused["used"] is False  # a transfer with authorization would set it (the STF's leaf)
         (reported,) = get("/v1/disagreements").json()
         assert reported["batch"] == index and reported["claimed"] == "0x" + keccak(b"wrong").hex()
         assert get("/v1/status").json()["batches"] == 2

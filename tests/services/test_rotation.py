@@ -7,7 +7,7 @@ import pytest
 
 from offchain.node.replica import ReplicaNode
 from offchain.sequencer.core import Sequencer
-from offchain.sequencer.service import NotLeader, Schedule, SequencerService
+from offchain.sequencer.service import NotLeader, Schedule, SequencerService, SlotClosing
 from tests.contracts.dispute.conftest import CHAIN_ID, STAKE, USERS
 from tests.services.test_sequencer_core import _transfer
 
@@ -38,6 +38,8 @@ def test_two_sequencers__take_turns_and_a_node_agrees(
     posted = {address: [] for address in services}
     sent = 0
     for _ in range(48):
+        if schedule.view().blocks_left == 0:  # a slot's last block admits nothing
+            chain.mine(1)
         leader = schedule.leader(schedule.next_slot()[0])
         for address, service in services.items():
             if address != leader:
@@ -64,3 +66,80 @@ def test_two_sequencers__take_turns_and_a_node_agrees(
         ]
     assert all(inbox.claim(i).root == node.batch_root(i) for i in range(count))
     assert node.nonce(USERS[0]) == sent
+
+
+def _services(chain, inbox, sequencer_set, *operators) -> dict[str, SequencerService]:
+    return {
+        account.address: SequencerService(
+            Sequencer(account, inbox, CHAIN_ID, lambda: chain.blocks.head.timestamp),
+            Schedule(sequencer_set),
+            post_interval=3_600.0,  # posts only when the slot closes
+        )
+        for account in operators
+    }
+
+
+def _mine_until(chain, schedule: Schedule, predicate, limit: int = 200) -> None:
+    for _ in range(limit):
+        if predicate(schedule.view()):
+            return
+        chain.mine(1)
+    raise AssertionError("the schedule never came to that point")
+
+
+def test_the_slots_last_block__admits_nothing_and_names_the_next_leader(
+    chain, inbox, sequencer_set, sequencer, second, first_batch
+):
+    services = _services(chain, inbox, sequencer_set, sequencer, second)
+    schedule = Schedule(sequencer_set)
+    _mine_until(chain, schedule, lambda v: services[v.leader].closing(v))  # the other leads next
+    current = schedule.view()
+    leader = services[current.leader]
+    assert current.blocks_left == 0
+    with pytest.raises(SlotClosing, match="kept for posting") as refused:
+        leader.submit(_transfer(inbox, 0, 1, 1, 0))
+    assert refused.value.leader == schedule.leader(current.slot + 1) != leader.core.address
+    assert not leader.core.confirmed and not leader.core.blocks
+    chain.mine(1)  # the next slot: its leader admits
+    assert services[refused.value.leader].submit(_transfer(inbox, 0, 1, 1, 0)).is_valid()
+
+
+def test_a_slot_followed_by_another_of_the_same_leader__stays_open_to_its_end(
+    chain, inbox, sequencer_set, sequencer, first_batch
+):
+    service = _services(chain, inbox, sequencer_set, sequencer)[sequencer.address]
+    schedule = Schedule(sequencer_set)
+    _mine_until(chain, schedule, lambda v: v.blocks_left == 0)  # the only operator leads every slot
+    assert not service.closing(schedule.view())
+    assert service.submit(_transfer(inbox, 0, 1, 1, 0)).is_valid()
+
+
+def test_a_slot_that_passed_unposted__drops_its_confirmations_and_never_posts_them_on_a_newer_state(
+    chain, inbox, sequencer_set, sequencer, second, first_batch
+):
+    services = _services(chain, inbox, sequencer_set, sequencer, second)
+    schedule = Schedule(sequencer_set)
+    # The first slot's leader confirms a transfer in its slot's first block, then stalls.
+    _mine_until(chain, schedule, lambda v: v.blocks_left == schedule.slot_length - 1)
+    late = services[schedule.view().leader]
+    other = next(s for s in services.values() if s is not late)
+    record = _transfer(inbox, 0, 1, 1, 0)
+    promise = late.submit(record)
+    # The other leads a later slot and posts its own transfer there.
+    _mine_until(chain, schedule, lambda v: v.leader == other.core.address and v.head_leader == v.leader)
+    other.submit(_transfer(inbox, 1, 2, 1, 0))
+    _mine_until(chain, schedule, lambda v: v.leader == other.core.address and other.closing(v))
+    assert other.step() is not None
+    # The late one follows L1: its block was built on a state L1 has passed, so it is dropped.
+    late.step()
+    assert late.core.receipt(promise.tx_hash).stage == "dropped"
+    assert promise.is_valid()  # the signed promise stays: the evidence of a broken one
+    assert not late.core.blocks and late.core.base.root == other.core.base.root
+    assert late.core.nonce(USERS[0]) == 0  # not in the L2
+    # Sent again to whoever leads, the same record is admitted and posted.
+    _mine_until(chain, schedule, lambda v: v.head_leader == v.leader and not late.closing(v))
+    leader = services[schedule.view().leader]
+    again = leader.submit(record)
+    _mine_until(chain, schedule, leader.closing)
+    assert leader.step() is not None
+    assert leader.core.receipt(again.tx_hash).stage == "posted" and leader.core.nonce(USERS[0]) == 1

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from offchain.hashing import keccak
+from offchain.l2.codec import decode
 from offchain.l2.smt import Proof, verify
 from offchain.sequencer.api import create_app
 from offchain.sequencer.confirmation import SoftConfirmation
@@ -14,7 +15,7 @@ from offchain.sequencer.core import Sequencer
 from offchain.sequencer.service import Schedule, SequencerService
 from offchain.serving import BackgroundServer
 from tests.contracts.dispute.conftest import CHAIN_ID, ETH, USERS
-from tests.services.test_sequencer_core import _transfer
+from tests.services.test_sequencer_core import _authorization, _transfer
 
 
 @pytest.fixture
@@ -42,10 +43,26 @@ def test_submit__confirms_and_the_receipt_and_reads_follow(api, inbox, sequencer
         "address": sequencer.address,
         "chain_id": CHAIN_ID,
         "inbox": inbox.address,
+        "leader": sequencer.address,
+        "leads": True,  # the only operator: it leads every slot
+        "time": core.blocks[-1].timestamp,  # the open block's: where the next transaction runs
     }
     index = core.post()
     posted = client.get(f"/v1/transactions/{confirmation.tx_hash}").json()
     assert (posted["stage"], posted["batch"], posted["status"]) == ("posted", index, 0)
+
+
+def test_authorizations__read_used_once_a_transfer_with_authorization_is_admitted(api, chain):
+    client, core = api
+    now = chain.blocks.head.timestamp
+    record = _authorization(0, 1, 5, now - 100, now + 3_600)
+    tx = decode(record)
+    path = f"/v1/accounts/{USERS[0]}/authorizations/0x{tx.nonce.hex()}"
+    assert client.get(path).json() == {"account": USERS[0], "nonce": "0x" + tx.nonce.hex(), "used": False}
+    assert client.post("/v1/transactions", json={"record": "0x" + record.hex()}).status_code == 200
+    assert client.get(path).json()["used"] is True and core.authorization_used(USERS[0], tx.nonce)
+    assert client.get(f"/v1/accounts/{USERS[0]}/authorizations/0x12").status_code == 400
+    assert client.get("/v1/accounts/0x12/authorizations/0x" + "00" * 32).status_code == 400
 
 
 def test_proof__the_balance_leaf_under_the_posted_root(api, inbox):
