@@ -38,10 +38,11 @@ from offchain.x402 import abi
 from offchain.x402.client import X402Client
 from offchain.x402.eip3009 import authorize_transfer
 from offchain.x402.example_service import create_service
-from offchain.x402.facilitator import Facilitator, authorization_gas, batch_gas
+from offchain.x402.facilitator import Facilitator
 from offchain.x402.facilitator_app import create_app
 from offchain.x402.server import FacilitatorClient, Price
 from offchain.x402.store import PaymentStore
+from offchain.x402.token_settlement import authorization_gas, batch_gas
 
 REPORT = Path(__file__).resolve().parents[1] / "reports" / "bench" / "x402_settlement.json"
 PRICE = 10_000
@@ -147,14 +148,14 @@ def main() -> None:
         n = options.payments
         baseline = rate_direct(w3, token.address, relayer.private_key, key, domain, merchant.address, n)
         with tempfile.TemporaryDirectory() as tmp:
-            single_mode = Facilitator(
+            single_mode = Facilitator.on_token(
                 w3, accounts.test_accounts[3].private_key, PaymentStore(f"{tmp}/a.db"), [token.address]
             )
             single_mode.start()
             sequential = rate_http(w3, token.address, single_mode, price, key, n, workers=1)
             concurrent = rate_http(w3, token.address, single_mode, price, key, n, workers=8)
             single_mode.stop()
-            batching = Facilitator(
+            batching = Facilitator.on_token(
                 w3,
                 accounts.test_accounts[4].private_key,
                 PaymentStore(f"{tmp}/b.db"),

@@ -109,7 +109,7 @@ def cli(cli_ctx, services, consumers, payments, seed):
         domain = Eip712Domain.from_eip5267(token.eip712Domain())
 
         progress.update(task, description="Starting the facilitator and the paid services")
-        facilitator = Facilitator(
+        facilitator = Facilitator.on_token(
             w3, relayer.private_key, PaymentStore(f"{workdir.name}/facilitator.sqlite"), [token.address]
         )
         facilitator.start()

@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from eth_account import Account
 
+from offchain.chain.eip712 import Eip712Domain
 from offchain.hashing import keccak
 from offchain.l2.codec import Transfer, TransferWithAuthorization, Withdraw
 
@@ -70,6 +71,12 @@ def authorization_digest(tx: TransferWithAuthorization, chain_id: int) -> bytes:
     fields = (tx.sender, tx.to, tx.value, tx.valid_after, tx.valid_before, tx.nonce)
     separator = domain_separator(TOKEN_NAME, chain_id, tx.token)
     return typed_digest(separator, keccak(AUTHORIZATION_TYPE + b"".join(map(_word, fields))))
+
+
+def token_domain(chain_id: int, token: str) -> Eip712Domain:
+    """The EIP-712 domain an L2 TransferWithAuthorization of `token` (its L1 address) is signed
+    in, as x402 clients and the facilitator name it (the domain `authorization_digest` uses)."""
+    return Eip712Domain(name=TOKEN_NAME, version=VERSION, chain_id=chain_id, verifying_contract=token)
 
 
 def sign(private_key: str | bytes, digest: bytes) -> bytes:

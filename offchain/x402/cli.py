@@ -18,8 +18,11 @@ from offchain.x402 import abi
 from offchain.x402.example_service import create_service
 from offchain.x402.facilitator import Facilitator
 from offchain.x402.facilitator_app import create_app
+from offchain.x402.sequencer_settlement import SequencerSettlement
 from offchain.x402.server import MAX_REQUEST_HEAD, FacilitatorClient, Price
+from offchain.x402.settlement import Settlement
 from offchain.x402.store import DeliveryStore, PaymentStore
+from offchain.x402.token_settlement import TokenSettlement
 
 
 class FacilitatorSettings(BaseSettings):
@@ -37,6 +40,12 @@ class FacilitatorSettings(BaseSettings):
     receipt_timeout: float = 30.0
     host: str = "127.0.0.1"
     port: int = 4020
+    l2_chain_id: int | None = None
+    """An Agent L2 rollup to settle on as well (eip155:<this id>), through its sequencers."""
+    sequencer_urls: str = ""
+    """Comma-separated base URLs of the rollup's sequencer APIs (the leader is followed)."""
+    l2_assets: str = ""
+    """Comma-separated L1 token addresses whose L2 balances it settles (default: `assets`)."""
 
 
 class ServiceSettings(BaseSettings):
@@ -53,23 +62,36 @@ class ServiceSettings(BaseSettings):
     port: int = 4021
 
 
+def _addresses(value: str) -> list[str]:
+    return [a.strip() for a in value.split(",") if a.strip()]
+
+
 def build_facilitator(settings: FacilitatorSettings) -> Facilitator:
     if not settings.private_key.get_secret_value():
         raise click.UsageError("set AGENTL2_FACILITATOR_PRIVATE_KEY (the key that sends settlements)")
-    assets = [a.strip() for a in settings.assets.split(",") if a.strip()]
+    assets = _addresses(settings.assets)
     if not assets:
         raise click.UsageError("set AGENTL2_FACILITATOR_ASSETS (token addresses to settle)")
-    w3 = connect(settings.rpc_url)
-    return Facilitator(
-        w3,
-        settings.private_key.get_secret_value(),
-        PaymentStore(settings.db_path),
-        assets,
-        receipt_timeout=settings.receipt_timeout,
-        settler=settings.settler or None,
-        batch_size=settings.batch_size,
-        batch_wait=settings.batch_wait,
-    )
+    store = PaymentStore(settings.db_path)
+    settlements: list[Settlement] = [
+        TokenSettlement(
+            connect(settings.rpc_url),
+            settings.private_key.get_secret_value(),
+            store,
+            assets,
+            receipt_timeout=settings.receipt_timeout,
+            settler=settings.settler or None,
+            batch_size=settings.batch_size,
+            batch_wait=settings.batch_wait,
+        )
+    ]
+    if settings.l2_chain_id is not None:
+        urls = _addresses(settings.sequencer_urls)
+        if not urls:
+            raise click.UsageError("set AGENTL2_FACILITATOR_SEQUENCER_URLS to settle on the L2")
+        l2_assets = _addresses(settings.l2_assets) or assets
+        settlements.append(SequencerSettlement(store, settings.l2_chain_id, urls, l2_assets))
+    return Facilitator(store, settlements, receipt_timeout=settings.receipt_timeout)
 
 
 @click.command()

@@ -1,15 +1,19 @@
 """The x402 client our agents pay with (exact scheme, EIP-3009 tokens on EVM chains).
 
-On a 402 it picks an offer it can pay (network it is connected to, price within its limit),
-reads the token's EIP-712 domain on chain and refuses an offer whose `extra.name`/`version`
-disagree (a wrong domain would only produce a signature the token rejects), signs a
-TransferWithAuthorization valid until the chain's execution clock (the time of the next block,
-never earlier than the wall clock) plus the offer's timeout and a margin, and retries.
+On a 402 it picks, of the offers it can pay (on the L1 it is connected to or on an Agent L2
+rollup it knows, price within its limit), the cheapest, and at the same price the rollup's. It
+knows the token's EIP-712 domain (read on chain for L1; the L2 rule for a rollup,
+`signing.token_domain`) and refuses an offer whose `extra.name`/`version` disagree (a wrong
+domain would only produce a signature the token rejects), signs a TransferWithAuthorization
+valid until the L1 execution clock (the time of the next block, never earlier than the wall
+clock; a rollup's blocks take L1's time, so never later than that) plus the offer's timeout and
+a margin, and retries.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import httpx
@@ -19,6 +23,7 @@ from web3 import Web3
 
 from offchain.chain.eip712 import Eip712Domain
 from offchain.errors import AgentL2Error
+from offchain.l2.signing import token_domain
 from offchain.x402 import abi
 from offchain.x402.clock import execution_clock
 from offchain.x402.eip3009 import authorize_transfer
@@ -53,13 +58,22 @@ class PaidResponse:
 
 
 class X402Client:
-    """Pays x402 `exact` offers on the chain `w3` is connected to."""
+    """Pays x402 `exact` offers on the chain `w3` is connected to and on the Agent L2 rollups
+    of `rollups` (their chain ids)."""
 
-    def __init__(self, private_key: str, w3: Web3, max_amount: int, http: httpx.Client | None = None):
+    def __init__(
+        self,
+        private_key: str,
+        w3: Web3,
+        max_amount: int,
+        http: httpx.Client | None = None,
+        rollups: Iterable[int] = (),
+    ):
         self.account = Account.from_key(private_key)
         self._key = private_key
         self.w3 = w3
         self.network = f"eip155:{w3.eth.chain_id}"
+        self.rollups = {f"eip155:{chain_id}": chain_id for chain_id in rollups}
         self.max_amount = max_amount
         self.http = http or httpx.Client(timeout=60.0)
         self._domains: dict[str, Eip712Domain] = {}
@@ -93,18 +107,24 @@ class X402Client:
         return self.request("GET", url, **kwargs)
 
     def _choose(self, required: PaymentRequired) -> PaymentRequirements:
-        reasons = []
+        """The cheapest payable offer; at one price, a rollup's (its fees and latency are lower)."""
+        reasons, payable = [], []
         for offer in required.accepts:
-            if offer.scheme != EXACT or offer.network != self.network:
+            if offer.scheme != EXACT or (offer.network != self.network and offer.network not in self.rollups):
                 reasons.append(f"{offer.scheme} on {offer.network}: not payable here")
             elif int(offer.amount) > self.max_amount:
                 reasons.append(f"{offer.amount} is above the limit {self.max_amount}")
             else:
-                return offer
-        raise PaymentRefused("no acceptable offer: " + "; ".join(reasons or ["none offered"]))
+                payable.append(offer)
+        if not payable:
+            raise PaymentRefused("no acceptable offer: " + "; ".join(reasons or ["none offered"]))
+        return min(payable, key=lambda o: (int(o.amount), o.network not in self.rollups))
 
     def _pay(self, offer: PaymentRequirements, required: PaymentRequired) -> PaymentPayload:
-        domain = self.domain(offer.asset)
+        rollup = self.rollups.get(offer.network)
+        domain = (
+            token_domain(rollup, to_checksum_address(offer.asset)) if rollup else self.domain(offer.asset)
+        )
         if (offer.extra.get("name"), offer.extra.get("version")) != (domain.name, domain.version):
             raise PaymentRefused(
                 f"the offer names the token domain {offer.extra.get('name')!r}/{offer.extra.get('version')!r}, "

@@ -1,35 +1,29 @@
-"""An x402 v2 facilitator for the `exact` scheme on EVM chains, settling EIP-3009 authorizations.
+"""An x402 v2 facilitator for the `exact` scheme: the rules, written once for every network.
 
 `verify` runs every check of the exact-EVM scheme (terms, recipient, amount, validity window,
-signature by ECDSA or ERC-1271, nonce state, balance, an `eth_call` simulation) and then reserves
-the authorization in the durable store: of concurrent duplicates exactly one verifies.
-`settle` sends the transfer (alone, or batched through the BatchSettler), waits for the receipt
-and checks the token's AuthorizationUsed and Transfer logs. A receipt that does not come in time
-gives `settlement_pending` with the transaction hash; `reconcile` (run at start and in the
-background) finishes such payments later and re-broadcasts stored transactions after a crash.
+signature, the authorization's state, balance, a simulation) and then reserves the
+authorization in the durable store: of concurrent duplicates exactly one verifies. `settle`
+claims the reserved payment (one caller wins), re-checks it and hands it to the network's
+`Settlement`, then answers from the stored outcome: settled, failed, or `settlement_pending`
+with the transaction's hash when the outcome is not known in time. `reconcile` (at start and
+in the background) ends expired reservations and lets each network finish what was left.
+
+Networks are `Settlement`s (settlement.py): an L1 token (`TokenSettlement`) and an Agent L2
+rollup's sequencers (`SequencerSettlement`). A payment settles on the network its requirements
+name, and only there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from pydantic import ValidationError
-from web3 import Web3
-from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound
 
-from offchain.chain.ecdsa import recover_signer
-from offchain.chain.eip712 import Eip712Domain
-from offchain.x402 import abi
-from offchain.x402.clock import execution_clock
 from offchain.x402.eip3009 import TransferAuthorization
 from offchain.x402.models import (
     EXACT,
@@ -40,180 +34,108 @@ from offchain.x402.models import (
     SupportedResponse,
     VerifyResponse,
 )
+from offchain.x402.settlement import (
+    BAD_SIGNATURE,
+    INSUFFICIENT_BALANCE,
+    INVALID_NETWORK,
+    INVALID_PAYLOAD,
+    INVALID_REQUIREMENTS,
+    INVALID_VERSION,
+    MISSING_DOMAIN,
+    NAME_MISMATCH,
+    NONCE_USED,
+    RECIPIENT_MISMATCH,
+    SETTLEMENT_PENDING,
+    TRANSACTION_FAILED,
+    UNEXPECTED_SETTLE,
+    UNEXPECTED_VERIFY,
+    UNSUPPORTED_ASSET,
+    UNSUPPORTED_SCHEME,
+    VALID_AFTER,
+    VALID_BEFORE,
+    VALUE_MISMATCH,
+    VERSION_MISMATCH,
+    Asset,
+    Rejected,
+    Settlement,
+)
 from offchain.x402.store import PaymentRecord, PaymentStore, Reservation, State, payment_id
-
-# Reasons, as the x402 specification and the reference SDK name them.
-INVALID_VERSION = "invalid_x402_version"
-UNSUPPORTED_SCHEME = "unsupported_scheme"
-INVALID_NETWORK = "invalid_network"
-INVALID_PAYLOAD = "invalid_payload"
-INVALID_REQUIREMENTS = "invalid_payment_requirements"
-UNSUPPORTED_ASSET = "invalid_exact_evm_unsupported_asset"
-MISSING_DOMAIN = "missing_eip712_domain"
-NAME_MISMATCH = "invalid_exact_evm_token_name_mismatch"
-VERSION_MISMATCH = "invalid_exact_evm_token_version_mismatch"
-RECIPIENT_MISMATCH = "invalid_exact_evm_payload_recipient_mismatch"
-VALUE_MISMATCH = "invalid_exact_evm_payload_authorization_value_mismatch"
-VALID_BEFORE = "invalid_exact_evm_payload_authorization_valid_before"
-VALID_AFTER = "invalid_exact_evm_payload_authorization_valid_after"
-BAD_SIGNATURE = "invalid_exact_evm_payload_signature"
-NONCE_USED = "invalid_exact_evm_nonce_already_used"
-INSUFFICIENT_BALANCE = "invalid_exact_evm_insufficient_balance"
-SIMULATION_FAILED = "invalid_exact_evm_transaction_simulation_failed"
-TRANSFER_EVENT_MISMATCH = "invalid_exact_evm_transfer_event_mismatch"
-SETTLEMENT_PENDING = "settlement_pending"
-TRANSACTION_FAILED = "transaction_failed"
-UNEXPECTED_VERIFY = "unexpected_verify_error"
-UNEXPECTED_SETTLE = "unexpected_settle_error"
-
-# validBefore must leave at least this many seconds, after the execution clock (the time of the
-# next block, never earlier than the wall clock), to get the transaction mined.
-VALID_BEFORE_MARGIN = 6
-
-_REVERT_REASONS = {
-    abi.selector("ERC3009InvalidSignature()"): BAD_SIGNATURE,
-    abi.selector("ECDSAInvalidSignature()"): BAD_SIGNATURE,
-    abi.selector("ECDSAInvalidSignatureLength(uint256)"): BAD_SIGNATURE,
-    abi.selector("ECDSAInvalidSignatureS(bytes32)"): BAD_SIGNATURE,
-    abi.selector("ERC3009UsedAuthorization(address,bytes32)"): NONCE_USED,
-    abi.selector("ERC3009InvalidAuthorizationTime(uint256,uint256)"): VALID_BEFORE,
-    abi.selector("ERC20InsufficientBalance(address,uint256,uint256)"): INSUFFICIENT_BALANCE,
-}
-
-
-# BatchSettler.CALL_OVERHEAD: gas an authorization needs left besides its own allowance.
-SETTLER_CALL_OVERHEAD = 20_000
-# Transaction gas of a batch besides its authorizations' (intrinsic cost, loop, BatchSettled).
-_BATCH_BASE_GAS = 100_000
-# Calldata gas of one authorization in a batch (about 480 bytes at 16 gas each), with a margin.
-_BATCH_ITEM_CALLDATA_GAS = 10_000
-# Selector of BatchSettler's SettlerGasShort(uint256,uint256): an authorization that did not run.
-GAS_SHORT = abi.selector("SettlerGasShort(uint256,uint256)")
-
-
-def authorization_gas(estimate: int) -> int:
-    """The gas one authorization gets, from `eth_estimateGas` of it sent to the token alone.
-
-    That estimate also counts the 21,000 intrinsic gas and the calldata, which a call from the
-    settler does not pay; a quarter more covers a payer whose wallet costs a little more when it
-    runs. A wallet that costs more still burns this much and fails alone.
-    """
-    return estimate + estimate // 4
-
-
-def settler_gas_needed(gas_limit: int) -> int:
-    """BatchSettler.gasNeeded: the gas left an authorization needs to get its full allowance."""
-    return gas_limit + gas_limit // 63 + SETTLER_CALL_OVERHEAD
-
-
-def batch_gas(limits: list[int]) -> int:
-    """Transaction gas of a batch that gives every authorization its full allowance, whatever
-    the others burn: no authorization of it is ever skipped for want of the batch's gas."""
-    return _BATCH_BASE_GAS + sum(settler_gas_needed(g) + _BATCH_ITEM_CALLDATA_GAS for g in limits)
-
-
-def revert_reason(data: bytes) -> str:
-    """The x402 reason for a token revert, from its custom-error selector."""
-    return _REVERT_REASONS.get(bytes(data[:4]), SIMULATION_FAILED)
-
-
-class Rejected(Exception):
-    """A payment that fails a check; `reason` is the x402 reason code."""
-
-    def __init__(self, reason: str, message: str):
-        self.reason = reason
-        super().__init__(message)
-
-
-@dataclass(frozen=True)
-class Asset:
-    """A token the facilitator settles, with its EIP-712 domain as read on chain."""
-
-    address: str
-    domain: Eip712Domain
+from offchain.x402.token_settlement import TokenSettlement
 
 
 @dataclass(frozen=True)
 class _Checked:
     """What the checks of a payment found and settlement needs."""
 
+    settlement: Settlement
     auth: TransferAuthorization
     signature: bytes
     asset: Asset
-    gas: int | None  # the gas its token call gets (from the simulation's estimate)
+    gas: int | None  # the gas its transfer gets (from the simulation), where gas is ours to pay
     balance: int  # the payer's balance
-    now: int  # the execution clock the window was judged at
-
-
-@dataclass
-class _Batch:
-    """Settle requests waiting for the next BatchSettler transaction."""
-
-    items: list[tuple[PaymentRecord, TransferAuthorization, bytes, threading.Event]] = field(
-        default_factory=list
-    )
+    now: int  # the network's clock the window was judged at
 
 
 class Facilitator:
-    """Verifies and settles x402 `exact` payments on one EVM network."""
+    """Verifies and settles x402 `exact` payments on the networks of `settlements`."""
 
-    def __init__(
-        self,
-        w3: Web3,
+    def __init__(self, store: PaymentStore, settlements: list[Settlement], receipt_timeout: float = 30.0):
+        if not settlements:
+            raise ValueError("a facilitator needs at least one network to settle on")
+        self.store = store
+        self.settlements = {s.network: s for s in settlements}
+        if len(self.settlements) != len(settlements):
+            raise ValueError("two settlements for one network")
+        self.receipt_timeout = receipt_timeout
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def on_token(
+        cls,
+        w3: Any,
         signer_key: str,
         store: PaymentStore,
         assets: list[str],
         receipt_timeout: float = 30.0,
-        settler: str | None = None,
-        batch_size: int = 0,
-        batch_wait: float = 0.2,
-        max_batch_gas: int = 15_000_000,
-    ):
-        self.w3 = w3
-        self.signer: LocalAccount = Account.from_key(signer_key)
-        self.store = store
-        self.network = f"eip155:{w3.eth.chain_id}"
-        self.receipt_timeout = receipt_timeout
-        self.assets = {a.lower(): self._load_asset(a) for a in assets}
-        self._send_lock = threading.Lock()  # one signer, one nonce sequence: sends are serialized
-        self._settler = (
-            w3.eth.contract(address=to_checksum_address(settler), abi=abi.SETTLER_ABI) if settler else None
+        **options: Any,
+    ) -> Facilitator:
+        """A facilitator of one EVM chain's EIP-3009 tokens (options: `TokenSettlement`'s)."""
+        settlement = TokenSettlement(
+            w3, signer_key, store, assets, receipt_timeout=receipt_timeout, **options
         )
-        self.batch_size = batch_size if settler else 0
-        self.batch_wait = batch_wait
-        self.max_batch_gas = max_batch_gas
-        self._batch = _Batch()
-        self._batch_cv = threading.Condition()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        return cls(store, [settlement], receipt_timeout)
+
+    @property
+    def networks(self) -> list[str]:
+        return list(self.settlements)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self, reconcile_every: float = 1.0) -> None:
-        """Finishes what a previous run left, then keeps reconciling (and batching) in the background."""
+        """Finishes what a previous run left, then keeps reconciling in the background."""
+        for settlement in self.settlements.values():
+            settlement.start()
         self.reconcile(startup=True)
-        self._spawn(self._reconcile_loop, reconcile_every)
-        if self.batch_size:
-            self._spawn(self._batch_loop)
+        self._thread = threading.Thread(target=self._reconcile_loop, args=(reconcile_every,), daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        with self._batch_cv:
-            self._batch_cv.notify_all()
-        for thread in self._threads:
-            thread.join(timeout=5)
-
-    def _spawn(self, target: Any, *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for settlement in self.settlements.values():
+            settlement.stop()
 
     # -- /supported ------------------------------------------------------------------------------
 
     def supported(self) -> SupportedResponse:
+        signers = sorted({a for s in self.settlements.values() for a in s.signers()})
         return SupportedResponse(
-            kinds=[SupportedKind(x402Version=X402_VERSION, scheme=EXACT, network=self.network)],
-            signers={"eip155:*": [self.signer.address]},
+            kinds=[
+                SupportedKind(x402Version=X402_VERSION, scheme=EXACT, network=n) for n in self.settlements
+            ],
+            signers={"eip155:*": signers} if signers else {},
         )
 
     # -- /verify ---------------------------------------------------------------------------------
@@ -224,7 +146,7 @@ class Facilitator:
             request = self._parse(request)
             checked = self._check(request)
             payer = checked.auth.from_
-            record = self._record(request, checked.auth, checked.asset, checked.gas)
+            record = self._record(request, checked)
             outcome = self.store.reserve(record, checked.balance, checked.now)
             if outcome == Reservation.DUPLICATE:
                 raise Rejected(NONCE_USED, "this authorization was already presented")
@@ -255,6 +177,13 @@ class Facilitator:
             err = exc.errors()[0]
             raise Rejected(INVALID_PAYLOAD, f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
 
+    def _settlement(self, request: FacilitatorRequest) -> Settlement:
+        network = request.paymentRequirements.network
+        settlement = self.settlements.get(network)
+        if settlement is None or request.paymentPayload.accepted.network != network:
+            raise Rejected(INVALID_NETWORK, f"this facilitator settles on {', '.join(self.settlements)} only")
+        return settlement
+
     def _check(self, request: FacilitatorRequest, simulate: bool = True) -> _Checked:
         """Every check of the exact-EVM scheme; returns what settlement needs."""
         payload, req = request.paymentPayload, request.paymentRequirements
@@ -262,14 +191,13 @@ class Facilitator:
             raise Rejected(INVALID_VERSION, f"only x402 version {X402_VERSION} is supported")
         if payload.accepted.scheme != EXACT or req.scheme != EXACT:
             raise Rejected(UNSUPPORTED_SCHEME, "only the exact scheme is supported")
-        if req.network != self.network or payload.accepted.network != self.network:
-            raise Rejected(INVALID_NETWORK, f"this facilitator settles on {self.network} only")
+        settlement = self._settlement(request)
         difference = payload.accepted.difference(req)
         if difference is not None:
             raise Rejected(INVALID_REQUIREMENTS, f"accepted.{difference} in the payment requirements")
-        asset = self.assets.get(req.asset.lower())
+        asset = settlement.asset(req.asset)
         if asset is None:
-            raise Rejected(UNSUPPORTED_ASSET, f"asset {req.asset} is not settled by this facilitator")
+            raise Rejected(UNSUPPORTED_ASSET, f"asset {req.asset} is not settled on {settlement.network}")
         name, version = req.extra.get("name"), req.extra.get("version")
         if not name or not version:
             raise Rejected(
@@ -284,70 +212,46 @@ class Facilitator:
                 VERSION_MISMATCH,
                 f"extra.version is {version!r}, the token's EIP-712 version is {asset.domain.version!r}",
             )
-        try:
-            auth = TransferAuthorization.model_validate(payload.payload["authorization"])
-            signature = bytes(HexBytes(payload.payload["signature"]))
-        except (KeyError, TypeError, ValueError, ValidationError) as exc:
-            raise Rejected(INVALID_PAYLOAD, f"payload needs authorization and signature: {exc}") from None
+        auth, signature = _authorization(payload.payload)
         if auth.to.lower() != req.payTo.lower():
             raise Rejected(RECIPIENT_MISMATCH, f"authorization.to {auth.to} is not payTo {req.payTo}")
         if str(auth.value) != req.amount:
             raise Rejected(VALUE_MISMATCH, f"authorization.value {auth.value} is not the price {req.amount}")
-        # The clock the transfer will run at (never earlier than now), not the latest block's.
-        now = execution_clock(self.w3)
-        if auth.valid_before < now + VALID_BEFORE_MARGIN:
+        now = settlement.clock()
+        margin = settlement.valid_before_margin
+        if auth.valid_before < now + margin:
             raise Rejected(
                 VALID_BEFORE,
-                f"authorization.validBefore {auth.valid_before} is less than {VALID_BEFORE_MARGIN} s "
-                f"after the chain's clock {now}: it expires too soon (or has expired)",
+                f"authorization.validBefore {auth.valid_before} is less than {margin} s after the "
+                f"clock of {settlement.network}, {now}: it expires too soon (or has expired)",
             )
         if auth.valid_after >= now:
             raise Rejected(
                 VALID_AFTER,
-                f"authorization.validAfter {auth.valid_after} is not before the chain's clock {now}",
+                f"authorization.validAfter {auth.valid_after} is not before the clock of "
+                f"{settlement.network}, {now}",
             )
-        if simulate and not self._signature_ok(auth, signature, asset):
+        if simulate and not settlement.signature_ok(auth, signature, asset):
             raise Rejected(BAD_SIGNATURE, "the signature is not the payer's")
-        token = self._token(asset)
-        if token.functions.authorizationState(auth.from_, auth.nonce).call():
-            raise Rejected(NONCE_USED, "the authorization nonce is used or cancelled on chain")
-        balance = token.functions.balanceOf(auth.from_).call()
+        if settlement.authorization_used(auth, asset):
+            raise Rejected(
+                NONCE_USED, f"the authorization nonce is used or cancelled on {settlement.network}"
+            )
+        balance = settlement.balance(auth.from_, asset)
         if balance < auth.value:
             raise Rejected(
                 INSUFFICIENT_BALANCE,
                 f"the payer's balance {balance} is below authorization.value {auth.value}",
             )
-        gas = None
-        if simulate:  # an estimate is a simulation that also says what the call costs
-            try:
-                estimate = token.functions.transferWithAuthorization(*auth.as_args(), signature).estimate_gas(
-                    {"from": self.signer.address}
-                )
-            except ContractLogicError as exc:
-                raise Rejected(
-                    revert_reason(HexBytes(exc.data or b"")), f"simulation reverted: {exc}"
-                ) from None
-            gas = authorization_gas(estimate)
-        return _Checked(auth, signature, asset, gas, balance, now)
+        gas = settlement.simulate(auth, signature, asset) if simulate else None
+        return _Checked(settlement, auth, signature, asset, gas, balance, now)
 
-    def _signature_ok(self, auth: TransferAuthorization, signature: bytes, asset: Asset) -> bool:
-        digest = auth.digest(asset.domain)
-        if self.w3.eth.get_code(auth.from_):  # a contract wallet answers through ERC-1271
-            wallet = self.w3.eth.contract(address=auth.from_, abi=abi.ERC1271_ABI)
-            try:
-                return bytes(wallet.functions.isValidSignature(digest, signature).call()) == abi.ERC1271_MAGIC
-            except (ContractLogicError, ValueError):
-                return False
-        return recover_signer(digest, signature) == auth.from_
-
-    def _record(
-        self, request: FacilitatorRequest, auth: TransferAuthorization, asset: Asset, gas: int | None
-    ) -> PaymentRecord:
-        now = time.time()
+    def _record(self, request: FacilitatorRequest, checked: _Checked) -> PaymentRecord:
+        now, auth, network = time.time(), checked.auth, checked.settlement.network
         return PaymentRecord(
-            id=payment_id(self.network, asset.address, auth.from_, auth.nonce),
-            network=self.network,
-            asset=asset.address,
+            id=payment_id(network, checked.asset.address, auth.from_, auth.nonce),
+            network=network,
+            asset=checked.asset.address,
             payer=auth.from_,
             pay_to=auth.to,
             amount=str(auth.value),
@@ -356,22 +260,22 @@ class Facilitator:
             state=State.RESERVED,
             created=now,
             updated=now,
-            gas=gas,
+            gas=checked.gas,
         )
 
     # -- /settle ---------------------------------------------------------------------------------
 
     def settle(self, request: FacilitatorRequest | dict) -> SettleResponse:
-        payer = None
+        payer, network = None, _network_of(request)
         try:
             request = self._parse(request)
-            payload = request.paymentPayload.payload
-            auth = TransferAuthorization.model_validate(payload.get("authorization") or {})
+            settlement = self._settlement(request)
+            auth, _ = _authorization(request.paymentPayload.payload)
             payer = auth.from_
-            asset = self.assets.get(request.paymentRequirements.asset.lower())
+            asset = settlement.asset(request.paymentRequirements.asset)
             if asset is None:
-                raise Rejected(UNSUPPORTED_ASSET, "asset not settled by this facilitator")
-            id_ = payment_id(self.network, asset.address, auth.from_, auth.nonce)
+                raise Rejected(UNSUPPORTED_ASSET, f"asset not settled on {settlement.network}")
+            id_ = payment_id(settlement.network, asset.address, auth.from_, auth.nonce)
             record = self.store.get(id_)
             if record is None:  # settle without a prior verify: verify (and reserve) now
                 verdict = self.verify(request)
@@ -385,15 +289,15 @@ class Facilitator:
                 return self._send(record, request, deadline)
             return self._await(id_, deadline)
         except Rejected as exc:
-            return self._settle_failure(exc.reason, str(exc), payer)
+            return self._settle_failure(exc.reason, str(exc), payer, network)
         except ValidationError as exc:
-            return self._settle_failure(INVALID_PAYLOAD, str(exc), payer)
+            return self._settle_failure(INVALID_PAYLOAD, str(exc), payer, network)
         except Exception as exc:  # an RPC failure must still answer in x402's terms
-            return self._settle_failure(UNEXPECTED_SETTLE, str(exc), payer)
+            return self._settle_failure(UNEXPECTED_SETTLE, str(exc), payer, network)
 
-    def _settle_failure(self, reason: str, message: str, payer: str | None) -> SettleResponse:
+    def _settle_failure(self, reason: str, message: str, payer: str | None, network: str) -> SettleResponse:
         return SettleResponse(
-            success=False, errorReason=reason, errorMessage=message, payer=payer, network=self.network
+            success=False, errorReason=reason, errorMessage=message, payer=payer, network=network
         )
 
     def _send(self, record: PaymentRecord, request: FacilitatorRequest, deadline: float) -> SettleResponse:
@@ -401,70 +305,28 @@ class Facilitator:
         try:
             checked = self._check(request, simulate=False)
         except Rejected as exc:
-            elsewhere = self._settled_elsewhere(record) if exc.reason == NONCE_USED else None
+            settlement = self.settlements[record.network]
+            elsewhere = settlement.settled_elsewhere(record) if exc.reason == NONCE_USED else None
             if elsewhere is None:
                 self.store.failed(record.id, exc.reason)
                 raise
             self.store.settled(record.id, elsewhere)
             return self._await(record.id, deadline)
-        auth, signature, asset = checked.auth, checked.signature, checked.asset
-        gas = record.gas or self._estimate(asset, auth, signature)
-        if self.batch_size:
-            return self._enqueue(record.model_copy(update={"gas": gas}), auth, signature, deadline)
-        self._send_alone(record.id, asset, auth, signature, gas)
-        return self._await(record.id, deadline)
-
-    def _send_alone(
-        self, id_: str, asset: Asset, auth: TransferAuthorization, signature: bytes, gas: int
-    ) -> None:
-        """Sends one claimed payment straight to the token, with the gas chosen for it."""
-        call = self._token(asset).functions.transferWithAuthorization(*auth.as_args(), signature)
         try:
-            self._sign_and_send([id_], call, gas=gas)
+            checked.settlement.send(record, checked.auth, checked.signature, checked.asset, deadline)
         except Exception:
-            self.store.release(id_)  # nothing was signed: the payment can be settled again
+            self.store.release(record.id)  # nothing was sent: the payment can be settled again
             raise
-
-    def _estimate(self, asset: Asset, auth: TransferAuthorization, signature: bytes) -> int:
-        """The gas of a payment whose record predates stored estimates (a file of an older release)."""
-        call = self._token(asset).functions.transferWithAuthorization(*auth.as_args(), signature)
-        try:
-            return authorization_gas(call.estimate_gas({"from": self.signer.address}))
-        except Exception:  # it will fail on chain and be reported; give it a plain transfer's gas
-            return authorization_gas(100_000)
-
-    def _sign_and_send(self, ids: list[str], call: Any, gas: int) -> str:
-        """Signs with the next nonce, stores the raw transaction, then broadcasts it.
-
-        Once stored, the transaction counts as sent: a failed broadcast leaves it pending, and
-        the reconciler broadcasts it again (same hash) or, if it can never be mined, fails it.
-        """
-        with self._send_lock:
-            nonce = self.w3.eth.get_transaction_count(self.signer.address, "pending")
-            tx = call.build_transaction(
-                {
-                    "from": self.signer.address,
-                    "nonce": nonce,
-                    "gas": gas,
-                    "gasPrice": self.w3.eth.gas_price,
-                    "chainId": self.w3.eth.chain_id,
-                }
-            )
-            signed = self.signer.sign_transaction(tx)
-            tx_hash = "0x" + bytes(signed.hash).hex()
-            for id_ in ids:
-                self.store.submitted(id_, tx_hash, bytes(signed.raw_transaction), nonce)
-            with contextlib.suppress(Exception):
-                self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        return tx_hash
+        return self._await(record.id, deadline)
 
     def _await(self, id_: str, deadline: float) -> SettleResponse:
         """Waits (until `deadline`, a monotonic time) for a payment's outcome."""
         while True:
             record = self.store.get(id_)
             assert record is not None
-            if record.state in (State.SUBMITTED, State.SENDING) and record.tx_hash and not self.batch_size:
-                self._resolve(record, wait=max(0.0, deadline - time.monotonic()))
+            settlement = self.settlements[record.network]
+            if record.state == State.SUBMITTED and settlement.resolves_inline:
+                settlement.resolve(record, wait=max(0.0, deadline - time.monotonic()))
                 record = self.store.get(id_)
                 assert record is not None
             if record.state == State.SETTLED:
@@ -472,8 +334,9 @@ class Facilitator:
                     success=True,
                     payer=record.payer,
                     transaction=record.tx_hash or "",
-                    network=self.network,
+                    network=record.network,
                     amount=record.amount,
+                    extra=json.loads(record.receipt) if record.receipt else None,
                 )
             if record.state == State.FAILED:
                 reason, _, message = (record.error or TRANSACTION_FAILED).partition(": ")
@@ -483,169 +346,38 @@ class Facilitator:
                     errorMessage=message or None,
                     payer=record.payer,
                     transaction=record.tx_hash or "",
-                    network=self.network,
+                    network=record.network,
                 )
             if time.monotonic() >= deadline:
                 return SettleResponse(
                     success=False,
                     errorReason=SETTLEMENT_PENDING,
-                    errorMessage="the transaction is not mined yet; settle again later with the same payment",
+                    errorMessage="not settled yet; settle again later with the same payment",
                     payer=record.payer,
                     transaction=record.tx_hash or "",
-                    network=self.network,
+                    network=record.network,
                 )
             time.sleep(0.02)
 
-    # -- receipts and recovery -------------------------------------------------------------------
-
-    def _resolve(self, record: PaymentRecord, wait: float = 0.0) -> None:
-        """Settles or fails a submitted payment from its receipt, if there is one yet."""
-        try:
-            if wait > 0:
-                receipt = self.w3.eth.wait_for_transaction_receipt(
-                    record.tx_hash, timeout=wait, poll_latency=0.02
-                )
-            else:
-                receipt = self.w3.eth.get_transaction_receipt(record.tx_hash)
-        except (TimeExhausted, TransactionNotFound):
-            return
-        if receipt["status"] == 1 and self._paid_in(receipt, record):
-            self.store.settled(record.id, record.tx_hash)
-            return
-        # Anyone may submit a signed authorization: if someone else's transaction used it first,
-        # ours failed (or was skipped) but the payee was paid all the same.
-        elsewhere = self._settled_elsewhere(record)
-        if elsewhere is not None:
-            self.store.settled(record.id, elsewhere)
-        elif receipt["status"] != 1:
-            self.store.failed(record.id, f"{TRANSACTION_FAILED}: the transaction reverted", record.tx_hash)
-        elif (self._skip_data(receipt, record) or b"")[:4] == GAS_SHORT:
-            self._resend_alone(record)
-        else:
-            self.store.failed(record.id, self._skip_reason(receipt, record), record.tx_hash)
-
-    def _resend_alone(self, record: PaymentRecord) -> None:
-        """A batch skipped this payment unrun (its gas did not cover it): send it on its own."""
-        assert record.tx_hash is not None
-        if not self.store.requeue(record.id, record.tx_hash):
-            return  # someone else (the reconciler or the batch thread) took it
-        payload = json.loads(record.payload)["payload"]
-        auth = TransferAuthorization.model_validate(payload["authorization"])
-        signature = bytes(HexBytes(payload["signature"]))
-        asset = self.assets[record.asset.lower()]
-        self._send_alone(
-            record.id, asset, auth, signature, record.gas or self._estimate(asset, auth, signature)
-        )
-
-    def _settled_elsewhere(self, record: PaymentRecord, lookback: int = 10_000) -> str | None:
-        """The hash of a recent transaction that used this authorization and paid it, if any."""
-        nonce = bytes.fromhex(record.id.rsplit(":0x", 1)[1])
-        latest = self.w3.eth.block_number
-        logs = self.w3.eth.get_logs(
-            {
-                "address": record.asset,
-                "fromBlock": max(0, latest - lookback),
-                "toBlock": latest,
-                "topics": [
-                    "0x" + abi.AUTHORIZATION_USED_TOPIC.hex(),
-                    "0x" + _topic(record.payer).hex(),
-                    "0x" + nonce.hex(),
-                ],
-            }
-        )
-        for log in logs:
-            receipt = self.w3.eth.get_transaction_receipt(log["transactionHash"])
-            if self._paid_in(receipt, record):
-                return "0x" + bytes(log["transactionHash"]).hex()
-        return None
-
-    def _paid_in(self, receipt: Any, record: PaymentRecord) -> bool:
-        """Whether the receipt shows this authorization used and the exact transfer made."""
-        nonce = bytes.fromhex(record.id.rsplit(":0x", 1)[1])
-        payer, pay_to = _topic(record.payer), _topic(record.pay_to)
-        used = transferred = False
-        for log in receipt["logs"]:
-            if log["address"].lower() != record.asset.lower():
-                continue
-            topics = [bytes(t) for t in log["topics"]]
-            if topics[0] == abi.AUTHORIZATION_USED_TOPIC and topics[1:] == [payer, nonce]:
-                used = True
-            if (
-                topics[0] == abi.TRANSFER_TOPIC
-                and topics[1:] == [payer, pay_to]
-                and int.from_bytes(bytes(log["data"]), "big") == int(record.amount)
-            ):
-                transferred = True
-        return used and transferred
-
-    def _skip_data(self, receipt: Any, record: PaymentRecord) -> bytes | None:
-        """The reason data of the settler's AuthorizationSkipped for this authorization, if any."""
-        nonce = bytes.fromhex(record.id.rsplit(":0x", 1)[1])
-        for log in receipt["logs"]:
-            topics = [bytes(t) for t in log["topics"]]
-            if (
-                log["address"].lower() == (self._settler.address.lower() if self._settler else "")
-                and topics
-                and topics[0] == abi.AUTHORIZATION_SKIPPED_TOPIC
-                and topics[2:] == [_topic(record.payer), nonce]
-            ):
-                data = bytes(log["data"])
-                reason_offset = int.from_bytes(data[32:64], "big")
-                length = int.from_bytes(data[reason_offset : reason_offset + 32], "big")
-                return data[reason_offset + 32 : reason_offset + 32 + length]
-        return None
-
-    def _skip_reason(self, receipt: Any, record: PaymentRecord) -> str:
-        """Why a batch skipped this authorization (from the settler's AuthorizationSkipped)."""
-        reason = self._skip_data(receipt, record)
-        if reason is None:
-            return f"{TRANSFER_EVENT_MISMATCH}: the receipt lacks the expected transfer"
-        return f"{revert_reason(reason)}: skipped by the batch settler"
+    # -- recovery --------------------------------------------------------------------------------
 
     def reconcile(self, startup: bool = False) -> None:
-        """Finishes submitted payments: reads receipts, re-broadcasts stored transactions the node
-        does not know, and fails those that can never be mined. At start-up it also returns
-        claims that a previous run made but never signed (while running, those are live)."""
+        """Ends reservations whose authorization expired, and has each network finish its
+        submitted payments. At start-up it also returns claims that a previous run made but
+        never sent (while running, those are live)."""
         if startup:
             for record in self.store.in_state(State.SENDING):
                 if record.tx_hash is None:
                     self.store.release(record.id)
-        now = execution_clock(self.w3)
-        self.store.expire(now)  # reservations end at validBefore
-        for record in self.store.in_state(State.SUBMITTED):
-            self._resolve(record)
-            current = self.store.get(record.id)
-            if current is None or current.state != State.SUBMITTED or record.raw_tx is None:
-                continue
-            try:
-                self.w3.eth.get_transaction(record.tx_hash)
-                continue  # known to the node: wait for it
-            except TransactionNotFound:
-                pass
-            if now < record.valid_before:  # an expired authorization's transaction could only revert
-                with contextlib.suppress(Exception):
-                    self.w3.eth.send_raw_transaction(record.raw_tx)
-            self._fail_if_unminable(record)
-
-    def _fail_if_unminable(self, record: PaymentRecord) -> None:
-        """A stored transaction can no longer be mined once another transaction took its nonce,
-        or once the authorization it carries has expired."""
-        nonce_taken = self.w3.eth.get_transaction_count(self.signer.address, "latest") > (
-            record.tx_nonce or 0
-        )
-        expired = execution_clock(self.w3) >= record.valid_before
-        if not nonce_taken and not expired:
-            return
-        try:
-            self.w3.eth.get_transaction_receipt(record.tx_hash)
-            return  # it was mined after all: the next pass resolves it
-        except TransactionNotFound:
-            pass
-        elsewhere = self._settled_elsewhere(record)
-        if elsewhere is not None:
-            self.store.settled(record.id, elsewhere)
-        else:
-            self.store.failed(record.id, f"{TRANSACTION_FAILED}: the transaction was dropped", record.tx_hash)
+        failures = []
+        for settlement in self.settlements.values():
+            try:  # one network down (its node, its sequencers) must not hold up the others
+                self.store.expire(settlement.clock(), settlement.network)  # reservations end at validBefore
+                settlement.reconcile(startup)
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     def _reconcile_loop(self, every: float) -> None:
         while not self._stop.wait(every):
@@ -654,96 +386,20 @@ class Facilitator:
             except Exception:  # a node hiccup: try again next round
                 continue
 
-    # -- batching --------------------------------------------------------------------------------
 
-    def _enqueue(
-        self, record: PaymentRecord, auth: TransferAuthorization, signature: bytes, deadline: float
-    ) -> SettleResponse:
-        done = threading.Event()
-        with self._batch_cv:
-            self._batch.items.append((record, auth, signature, done))
-            self._batch_cv.notify_all()
-        done.wait(max(0.0, deadline - time.monotonic()))
-        return self._await(record.id, deadline)
-
-    def _batch_loop(self) -> None:
-        while not self._stop.is_set():
-            with self._batch_cv:
-                while not self._batch.items and not self._stop.is_set():
-                    self._batch_cv.wait()
-                deadline = time.monotonic() + self.batch_wait
-                while len(self._batch.items) < self.batch_size and not self._stop.is_set():
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._batch_cv.wait(left)
-                items = self._batch.items[: self.batch_size]
-                del self._batch.items[: len(items)]
-            if items:
-                self._settle_batch(items)
-
-    def _settle_batch(
-        self, items: list[tuple[PaymentRecord, TransferAuthorization, bytes, threading.Event]]
-    ) -> None:
-        assert self._settler is not None
-        by_asset: dict[str, list] = {}
-        for item in items:
-            by_asset.setdefault(item[0].asset, []).append(item)
-        chunks = [chunk for group in by_asset.values() for chunk in self._by_gas(group)]
-        for group in chunks:
-            asset = group[0][0].asset
-            entries = [(*auth.as_args(), record.gas, signature) for record, auth, signature, _ in group]
-            ids = [record.id for record, *_ in group]
-            try:
-                call = self._settler.functions.settle(asset, entries)
-                gas = batch_gas([record.gas or 0 for record, *_ in group])
-                tx_hash = self._sign_and_send(ids, call, gas=gas)
-            except Exception:
-                for id_ in ids:  # nothing was signed: these payments can be settled again
-                    self.store.release(id_)
-                for *_, done in group:
-                    done.set()
-                continue
-            with contextlib.suppress(TimeExhausted):  # if it times out, reconcile finishes it
-                self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout)
-                for id_ in ids:
-                    current = self.store.get(id_)
-                    if current is not None:
-                        self._resolve(current)
-            for *_, done in group:
-                done.set()
-
-    def _by_gas(
-        self, group: list[tuple[PaymentRecord, TransferAuthorization, bytes, threading.Event]]
-    ) -> list[list[tuple[PaymentRecord, TransferAuthorization, bytes, threading.Event]]]:
-        """Splits one asset's batch so that no transaction asks for more than `max_batch_gas`.
-
-        A batch is never sent with an estimate of itself: `eth_estimateGas` finds the least gas
-        at which the transaction does not revert, and the settler does not revert when it skips
-        authorizations for want of gas. Each authorization gets its own estimate (from verify)
-        and the transaction the sum of what they need (`batch_gas`).
-        """
-        chunks: list[list] = [[]]
-        for item in group:
-            if chunks[-1] and batch_gas([r.gas or 0 for r, *_ in chunks[-1]] + [item[0].gas or 0]) > (
-                self.max_batch_gas
-            ):
-                chunks.append([])
-            chunks[-1].append(item)
-        return chunks
-
-    # -- helpers ---------------------------------------------------------------------------------
-
-    def _token(self, asset: Asset) -> Any:
-        return self.w3.eth.contract(address=asset.address, abi=abi.TOKEN_ABI)
-
-    def _load_asset(self, address: str) -> Asset:
-        address = to_checksum_address(address)
-        if not self.w3.eth.get_code(address):
-            raise ValueError(f"asset {address} has no code on {self.network}")
-        token = self.w3.eth.contract(address=address, abi=abi.TOKEN_ABI)
-        return Asset(address=address, domain=Eip712Domain.from_eip5267(token.functions.eip712Domain().call()))
+def _authorization(payload: dict[str, Any]) -> tuple[TransferAuthorization, bytes]:
+    try:
+        return (
+            TransferAuthorization.model_validate(payload["authorization"]),
+            bytes(HexBytes(payload["signature"])),
+        )
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        raise Rejected(INVALID_PAYLOAD, f"payload needs authorization and signature: {exc}") from None
 
 
-def _topic(address: str) -> bytes:
-    return bytes.fromhex(address[2:].lower()).rjust(32, b"\x00")
+def _network_of(request: FacilitatorRequest | dict) -> str:
+    """The network a request names, for a failure answered before it parsed."""
+    if isinstance(request, FacilitatorRequest):
+        return request.paymentRequirements.network
+    network = (request.get("paymentRequirements") or {}).get("network") if isinstance(request, dict) else None
+    return network if isinstance(network, str) else ""

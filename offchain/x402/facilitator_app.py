@@ -13,8 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from offchain.x402.facilitator import INVALID_PAYLOAD, Facilitator
+from offchain.x402.facilitator import Facilitator
 from offchain.x402.models import SettleResponse, VerifyResponse
+from offchain.x402.settlement import INVALID_PAYLOAD
 
 
 async def _json_body(request: Request) -> dict | None:
@@ -51,7 +52,7 @@ def create_app(facilitator: Facilitator) -> FastAPI:
                 success=False,
                 errorReason=INVALID_PAYLOAD,
                 errorMessage="body is not JSON",
-                network=facilitator.network,
+                network="",
             )
         else:
             answer = await run_in_threadpool(facilitator.settle, body)
@@ -59,6 +60,6 @@ def create_app(facilitator: Facilitator) -> FastAPI:
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        return JSONResponse({"ok": True, "network": facilitator.network})
+        return JSONResponse({"ok": True, "networks": facilitator.networks})
 
     return app

@@ -127,6 +127,7 @@ class SettleResponse(Wire):
     transaction: str = ""
     network: str
     amount: str | None = None
+    extra: dict[str, Any] | None = None  # on the L2: the sequencer's signed soft confirmation
 
 
 class SupportedKind(Wire):

@@ -113,22 +113,30 @@ class FacilitatorClient:
 class PaymentMiddleware:
     """ASGI middleware charging for the routes of `prices`, keyed by (METHOD, path).
 
-    `deliveries` is the durable record of the payments taken and whether their response was
-    handed over (in memory unless a file is given: then a payment settled but never delivered,
-    because the payer's connection dropped or this server died, is served when the same payment
-    comes back for the same resource, once, after a restart too).
+    A route's price is one `Price` or several (one per network, say L1 and the L2): the 402 offers
+    them all in `accepts`, and a payment is taken on the offer it accepted.
+
+        `deliveries` is the durable record of the payments taken and whether their response was
+        handed over (in memory unless a file is given: then a payment settled but never delivered,
+        because the payer's connection dropped or this server died, is served when the same payment
+        comes back for the same resource, once, after a restart too).
     """
 
     def __init__(
         self,
         app: Any,
         facilitator: FacilitatorClient,
-        prices: dict[tuple[str, str], Price],
+        prices: dict[tuple[str, str], Price | list[Price]],
         deliveries: DeliveryStore | None = None,
     ):
         self.app = app
         self.facilitator = facilitator
-        self.prices = {(method.upper(), path): price for (method, path), price in prices.items()}
+        self.prices = {
+            (method.upper(), path): [price] if isinstance(price, Price) else list(price)
+            for (method, path), price in prices.items()
+        }
+        if any(not offers for offers in self.prices.values()):
+            raise ValueError("every priced route needs at least one price")
         self.deliveries = deliveries or DeliveryStore()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -142,34 +150,35 @@ class PaymentMiddleware:
             return await self.app(scope, receive, send)
         await self._paid(scope, receive, send, price)
 
-    async def _paid(self, scope: Scope, receive: Any, send: Any, price: Price) -> None:
-        resource = ResourceInfo(url=_url(scope), description=price.description, mimeType=price.mime_type)
+    async def _paid(self, scope: Scope, receive: Any, send: Any, prices: list[Price]) -> None:
+        first = prices[0]
+        resource = ResourceInfo(url=_url(scope), description=first.description, mimeType=first.mime_type)
         method = "GET" if scope["method"].upper() == "HEAD" else scope["method"].upper()
-        requirements = price.requirements(method)
+        offers = [price.requirements(method) for price in prices]
         header = _header(scope, PAYMENT_SIGNATURE)
         if header is None or scope["method"].upper() == "HEAD":
-            return await _payment_required(
-                send, resource, requirements, f"{PAYMENT_SIGNATURE} header is required"
-            )
+            return await _payment_required(send, resource, offers, f"{PAYMENT_SIGNATURE} header is required")
         try:
             payload = decode_header(header, PaymentPayload)
         except MalformedHeader as exc:
             return await _json(
-                send, 400, {"error": str(exc)}, {PAYMENT_REQUIRED: _required(resource, requirements)}
+                send, 400, {"error": str(exc)}, {PAYMENT_REQUIRED: _required(resource, offers)}
             )
         if payload.x402Version != X402_VERSION:
-            return await _payment_required(send, resource, requirements, "x402Version must be 2")
-        difference = payload.accepted.difference(requirements)
-        if difference is not None:
+            return await _payment_required(send, resource, offers, "x402Version must be 2")
+        requirements = next((o for o in offers if payload.accepted.difference(o) is None), None)
+        if requirements is None:  # told against the offer on its network (or the first)
+            nearest = next((o for o in offers if o.network == payload.accepted.network), offers[0])
+            difference = payload.accepted.difference(nearest)
             return await _payment_required(
-                send, resource, requirements, f"the payment is not for these terms: accepted.{difference}"
+                send, resource, offers, f"the payment is not for these terms: accepted.{difference}"
             )
         paid_path = urlparse(payload.resource.url).path if payload.resource else None
         if paid_path != scope["path"]:
             return await _payment_required(
                 send,
                 resource,
-                requirements,
+                offers,
                 f"the payment is for another resource: resource.url names {paid_path!r}",
             )
 
@@ -181,14 +190,14 @@ class PaymentMiddleware:
                 return await _payment_required(
                     send,
                     resource,
-                    requirements,
+                    offers,
                     f"{NONCE_USED}: this authorization paid for {known.resource!r} in another payment",
                 )
             if not self.deliveries.claim(payment):
                 return await _payment_required(
-                    send, resource, requirements, f"{NONCE_USED}: this payment was already served"
+                    send, resource, offers, f"{NONCE_USED}: this payment was already served"
                 )
-            return await self._deliver(scope, receive, send, request, resource, requirements, payment)
+            return await self._deliver(scope, receive, send, request, resource, offers, payment)
 
         try:
             verdict = await self.facilitator.verify(request)
@@ -198,10 +207,10 @@ class PaymentMiddleware:
             error = verdict.invalidReason or "invalid payment"
             if verdict.invalidMessage:
                 error = f"{error}: {verdict.invalidMessage}"
-            return await _payment_required(send, resource, requirements, error)
+            return await _payment_required(send, resource, offers, error)
         if not self.deliveries.begin(payment, scope["path"], digest):
             return await _payment_required(
-                send, resource, requirements, f"{NONCE_USED}: this payment is being served to another request"
+                send, resource, offers, f"{NONCE_USED}: this payment is being served to another request"
             )
 
         held = _HeldResponse()
@@ -218,7 +227,7 @@ class PaymentMiddleware:
             return await _payment_required(
                 send,
                 resource,
-                requirements,
+                offers,
                 f"settlement failed: {settled.errorReason}",
                 {PAYMENT_RESPONSE: encode_header(settled)},
             )
@@ -231,12 +240,12 @@ class PaymentMiddleware:
         send: Any,
         request: FacilitatorRequest,
         resource: ResourceInfo,
-        requirements: PaymentRequirements,
+        offers: list[PaymentRequirements],
         payment: str,
     ) -> None:
         """Serves a payment taken before and never delivered, once it has settled (settling is
         idempotent: the facilitator answers with the settlement it made)."""
-        settled = await self._settle(request, requirements)
+        settled = await self._settle(request, request.paymentRequirements)
         if not settled.success:
             if settled.errorReason in _RETRY_SETTLE:
                 self.deliveries.undelivered(payment)
@@ -245,7 +254,7 @@ class PaymentMiddleware:
             return await _payment_required(
                 send,
                 resource,
-                requirements,
+                offers,
                 f"settlement failed: {settled.errorReason}",
                 {PAYMENT_RESPONSE: encode_header(settled)},
             )
@@ -352,18 +361,18 @@ def _url(scope: Scope) -> str:
     return f"{scope.get('scheme', 'http')}://{host}{scope['path']}"
 
 
-def _required(resource: ResourceInfo, requirements: PaymentRequirements, error: str | None = None) -> str:
-    return encode_header(PaymentRequired(error=error, resource=resource, accepts=[requirements]))
+def _required(resource: ResourceInfo, offers: list[PaymentRequirements], error: str | None = None) -> str:
+    return encode_header(PaymentRequired(error=error, resource=resource, accepts=offers))
 
 
 async def _payment_required(
     send: Any,
     resource: ResourceInfo,
-    requirements: PaymentRequirements,
+    offers: list[PaymentRequirements],
     error: str,
     extra: dict[str, str] | None = None,
 ) -> None:
-    headers = {PAYMENT_REQUIRED: _required(resource, requirements, error), **(extra or {})}
+    headers = {PAYMENT_REQUIRED: _required(resource, offers, error), **(extra or {})}
     await _json(send, 402, {"error": error}, headers)
 
 

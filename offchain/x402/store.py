@@ -44,14 +44,15 @@ CREATE TABLE IF NOT EXISTS payments (
     error        TEXT,
     created      REAL NOT NULL,
     updated      REAL NOT NULL,
-    gas          INTEGER
+    gas          INTEGER,
+    receipt      TEXT
 );
 CREATE INDEX IF NOT EXISTS payments_state ON payments(state);
 CREATE INDEX IF NOT EXISTS payments_payer ON payments(payer, asset);
 """
 
 # Columns added after the first release, with their types: a file written before gains them.
-_ADDED_COLUMNS = {"gas": "INTEGER"}
+_ADDED_COLUMNS = {"gas": "INTEGER", "receipt": "TEXT"}
 
 
 class State(StrEnum):
@@ -93,6 +94,9 @@ class PaymentRecord(BaseModel):
     updated: float
     gas: int | None = None
     """The gas its token call gets (from verify's estimate; None in a file of an older release)."""
+    receipt: str | None = None
+    """JSON of what the network gave for it beyond the transaction hash (on the L2: the
+    sequencer's signed soft confirmation); answered in the settle response's `extra`."""
 
 
 def payment_id(network: str, asset: str, payer: str, nonce: bytes) -> str:
@@ -140,28 +144,31 @@ class PaymentStore:
                 return Reservation.OVER_BALANCE
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO payments (id,network,asset,payer,pay_to,amount,valid_before,"
-                "payload,state,tx_hash,raw_tx,tx_nonce,error,created,updated,gas) VALUES "
+                "payload,state,tx_hash,raw_tx,tx_nonce,error,created,updated,gas,receipt) VALUES "
                 "(:id,:network,:asset,:payer,:pay_to,:amount,:valid_before,:payload,:state,"
-                ":tx_hash,:raw_tx,:tx_nonce,:error,:created,:updated,:gas)",
+                ":tx_hash,:raw_tx,:tx_nonce,:error,:created,:updated,:gas,:receipt)",
                 record.model_dump(mode="python"),
             )
             return Reservation.RESERVED if cursor.rowcount == 1 else Reservation.DUPLICATE
 
-    def expire(self, now: int) -> list[str]:
-        """Ends the reservations whose validBefore has passed at `now` (the authorization can no
-        longer settle): reserved → failed. Returns their ids."""
+    def expire(self, now: int, network: str) -> list[str]:
+        """Ends the reservations on `network` whose validBefore has passed at `now`, that
+        network's clock (the authorization can no longer settle): reserved → failed. Returns
+        their ids."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id FROM payments WHERE state=? AND valid_before<=?", (State.RESERVED, now)
+                "SELECT id FROM payments WHERE state=? AND valid_before<=? AND network=?",
+                (State.RESERVED, now, network),
             ).fetchall()
             self._db.execute(
-                "UPDATE payments SET state=?, error=?, updated=? WHERE state=? AND valid_before<=?",
+                "UPDATE payments SET state=?, error=?, updated=? WHERE state=? AND valid_before<=? AND network=?",
                 (
                     State.FAILED,
                     "invalid_exact_evm_payload_authorization_valid_before: expired before it was settled",
                     time.time(),
                     State.RESERVED,
                     now,
+                    network,
                 ),
             )
         return [row["id"] for row in rows]
@@ -181,11 +188,12 @@ class PaymentStore:
             )
             return cursor.rowcount == 1
 
-    def settled(self, id_: str, tx_hash: str) -> bool:
+    def settled(self, id_: str, tx_hash: str, receipt: str | None = None) -> bool:
         with self._lock:
             cursor = self._db.execute(
-                "UPDATE payments SET state=?, tx_hash=?, error=NULL, updated=? WHERE id=? AND state IN (?, ?)",
-                (State.SETTLED, tx_hash, time.time(), id_, State.SENDING, State.SUBMITTED),
+                "UPDATE payments SET state=?, tx_hash=?, receipt=COALESCE(?, receipt), error=NULL, updated=? "
+                "WHERE id=? AND state IN (?, ?)",
+                (State.SETTLED, tx_hash, receipt, time.time(), id_, State.SENDING, State.SUBMITTED),
             )
             return cursor.rowcount == 1
 

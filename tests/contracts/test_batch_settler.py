@@ -14,7 +14,7 @@ from offchain.x402.eip3009 import (
     random_nonce,
     sign_digest,
 )
-from offchain.x402.facilitator import authorization_gas, batch_gas, settler_gas_needed
+from offchain.x402.token_settlement import authorization_gas, batch_gas, settler_gas_needed
 from tests.contracts.conftest import ALICE_FUNDS, BOB_FUNDS, USD
 
 ZERO = "0x" + "00" * 20

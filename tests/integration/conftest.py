@@ -65,7 +65,7 @@ def price(domain, merchant):
 
 
 def make_facilitator(w3, key, token, db, settler=None, **options) -> Facilitator:
-    facilitator = Facilitator(
+    facilitator = Facilitator.on_token(
         w3,
         key,
         PaymentStore(db),

@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse
 from hexbytes import HexBytes
 
 from offchain.serving import BackgroundServer
-from offchain.x402 import facilitator as reasons
+from offchain.x402 import settlement as reasons
+from offchain.x402 import token_settlement
 from offchain.x402.clock import execution_clock
 from offchain.x402.eip3009 import TransferAuthorization, authorize_transfer, cancel_digest, sign_digest
-from offchain.x402.facilitator import settler_gas_needed
 from offchain.x402.facilitator_app import create_app
 from offchain.x402.models import (
     PAYMENT_RESPONSE,
@@ -29,7 +29,14 @@ from offchain.x402.models import (
 )
 from offchain.x402.server import FacilitatorClient, PaymentMiddleware
 from offchain.x402.store import State
+from offchain.x402.token_settlement import settler_gas_needed
 from tests.integration.conftest import PRICE, make_facilitator
+
+
+def _w3(facilitator):
+    """The web3 of a facilitator's one network (the L1 token's)."""
+    (settlement,) = facilitator.settlements.values()
+    return settlement.w3
 
 
 def _request(
@@ -285,7 +292,7 @@ def test_crash_after_signing_before_broadcast__restart_sends_the_stored_transact
     (record,) = first.store.in_state(State.RESERVED)
     assert first.store.claim(record.id)
     with monkeypatch.context() as patch:
-        patch.setattr(first.w3.eth, "send_raw_transaction", crash)
+        patch.setattr(_w3(first).eth, "send_raw_transaction", crash)
         with pytest.raises(Crash):
             first._send(record, request, deadline=time.monotonic() + 5)
     (record,) = first.store.in_state(State.SUBMITTED)
@@ -323,7 +330,7 @@ def test_stored_transaction_whose_nonce_was_taken__fails_and_moves_nothing(
     (record,) = facilitator.store.in_state(State.RESERVED)
     assert facilitator.store.claim(record.id)
     with monkeypatch.context() as patch:  # the broadcast is lost on the way to the node
-        patch.setattr(facilitator.w3.eth, "send_raw_transaction", lambda raw: None)
+        patch.setattr(_w3(facilitator).eth, "send_raw_transaction", lambda raw: None)
         pending = facilitator._send(record, request, deadline=time.monotonic() + 0.3)
     assert pending.errorReason == reasons.SETTLEMENT_PENDING and pending.transaction.startswith("0x")
     # Another transaction of the same signer takes that nonce.
@@ -462,7 +469,7 @@ def test_batch__authorization_its_gas_cannot_cover__is_settled_alone(
         assert facilitator.verify(request).isValid
     # The batch's transaction gets gas for one authorization only: the settler runs what it can
     # and skips the others unrun (SettlerGasShort); the facilitator sends each of those alone.
-    monkeypatch.setattr(reasons, "batch_gas", lambda limits: settler_gas_needed(limits[0]) + 60_000)
+    monkeypatch.setattr(token_settlement, "batch_gas", lambda limits: settler_gas_needed(limits[0]) + 60_000)
     before = token.balanceOf(merchant)
     answers = _settle_all(facilitator, requests_)
     assert all(a.success for a in answers), answers
@@ -523,7 +530,7 @@ def test_restart__stored_transaction_of_an_expired_authorization__is_not_sent_ag
     (record,) = first.store.in_state(State.RESERVED)
     assert first.store.claim(record.id)
     with monkeypatch.context() as patch:  # the process dies after storing the signed transaction
-        patch.setattr(first.w3.eth, "send_raw_transaction", lambda raw: None)
+        patch.setattr(_w3(first).eth, "send_raw_transaction", lambda raw: None)
         first._send(record, request, deadline=time.monotonic() + 0.2)
     _mine_at(chain, record.valid_before + 1)  # the authorization has expired
     signer = Account.from_key(facilitator_key).address
