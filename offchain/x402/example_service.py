@@ -24,11 +24,12 @@ def answer(kind: str, query: str) -> dict:
 
 def create_service(
     facilitator: FacilitatorClient,
-    price: Price,
+    price: Price | list[Price],
     kind: str = "weather",
     deliveries: DeliveryStore | None = None,
 ) -> PaymentMiddleware:
-    """A paid API behind the payment middleware: GET /<kind> is paid, GET /health free.
+    """A paid API behind the payment middleware: GET /<kind> is paid (at one price, or one per
+    network), GET /health free.
     `deliveries` is its durable record of payments taken (in memory if not given)."""
     app = FastAPI(title=f"Paid {kind} (x402)", docs_url=None, redoc_url=None)
 

@@ -198,8 +198,11 @@ class SequencerSettlement:
             url = self._leader_url
             try:
                 answer = self._http.post(f"{url}/v1/transactions", json=body)
-            except httpx.HTTPError:
-                answer = None
+            except httpx.HTTPError:  # the answer may be lost, not the record: ask by its hash
+                answer, found = None, self._find(record)
+                if found is not None:
+                    self.store.settled(record.id, record.tx_hash or "", json.dumps(found))
+                    return
             if answer is not None and answer.status_code == 200:
                 self.store.settled(record.id, record.tx_hash or "", json.dumps(answer.json()))
                 return
