@@ -110,6 +110,13 @@ class Facilitator:
     def networks(self) -> list[str]:
         return list(self.settlements)
 
+    def add_network(self, settlement: Settlement) -> None:
+        """Settles on one more network from now on (a rollup that went live, say)."""
+        if settlement.network in self.settlements:
+            raise ValueError(f"{settlement.network} is settled already")
+        settlement.start()
+        self.settlements = {**self.settlements, settlement.network: settlement}
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self, reconcile_every: float = 1.0) -> None:

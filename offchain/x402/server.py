@@ -139,6 +139,12 @@ class PaymentMiddleware:
             raise ValueError("every priced route needs at least one price")
         self.deliveries = deliveries or DeliveryStore()
 
+    def offer(self, method: str, path: str, prices: list[Price]) -> None:
+        """Prices a route anew (one more network, say); payments already taken stay served."""
+        if not prices:
+            raise ValueError("every priced route needs at least one price")
+        self.prices = {**self.prices, (method.upper(), path): list(prices)}
+
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)

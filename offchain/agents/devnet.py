@@ -1,0 +1,104 @@
+"""The operators' rounds on a local anvil, driven from one thread.
+
+In the main job every service lives in one process (as DESIGN allows): the sequencers' and the
+node's APIs answer on their own threads, but everything that writes to L1 (batches, claims,
+disputes, re-proposals, and the other agents' transactions while the rollup runs) goes through
+this driver's thread, one after another, as separate operators' transactions would reach a
+block one after another. Each tick it mines an L1 block (the chain's clock) while no
+sequencer is admitting, so that no leader admits in a block the chain has already passed; then
+each operator takes its turn (`SequencerService.step`, a liar's defence, the watchtower's
+round, the node's sync).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import ExitStack
+from typing import Any
+
+from ape import chain
+
+from offchain.challenger.watchtower import Watchtower
+from offchain.node.replica import ReplicaNode
+from offchain.sequencer.service import SequencerService
+
+log = logging.getLogger("agentl2.devnet")
+
+
+class Devnet:
+    """Drives `services`, their `defenses`, the `watchtower` and the `node` every `tick` seconds."""
+
+    def __init__(
+        self,
+        services: list[SequencerService],
+        watchtower: Watchtower,
+        node: ReplicaNode,
+        defenses: list[Callable[[], None]] | None = None,
+        tick: float = 0.25,
+    ):
+        self.services = services
+        self.watchtower = watchtower
+        self.node = node
+        self.defenses = defenses or []
+        self.tick = tick
+        self.blocks = 0  # mined by the driver
+        self.errors: list[str] = []  # rounds that failed (logged; the next round tries again)
+        self._calls: queue.Queue[tuple[Callable[..., Any], tuple, Future]] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="devnet", daemon=True)
+
+    def start(self) -> Devnet:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def call(self, function: Callable[..., Any], *args: Any, timeout: float = 120.0) -> Any:
+        """Runs `function(*args)` on the driver's thread between rounds; returns its result."""
+        future: Future = Future()
+        self._calls.put((function, args, future))
+        return future.result(timeout)
+
+    def mine(self) -> None:
+        """One L1 block, with every sequencer's view of L1 renewed before any admits again."""
+        with ExitStack() as locks:
+            for service in self.services:
+                locks.enter_context(service.lock)
+            chain.mine(1)
+            self.blocks += 1
+            for service in self.services:
+                service.view(max_age=0.0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick):
+            self._drain()
+            self.mine()
+            for part in [
+                *(s.step for s in self.services),
+                *self.defenses,
+                self.watchtower.step,
+                self.node.sync,
+            ]:
+                try:
+                    part()
+                except Exception as exc:  # a failed round is logged and tried again next tick
+                    log.exception("devnet round failed")
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+        self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                function, args, future = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                future.set_result(function(*args))
+            except Exception as exc:
+                future.set_exception(exc)
