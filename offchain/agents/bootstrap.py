@@ -68,6 +68,7 @@ USD = 10**6  # AgentUSD has 6 decimals
 PRICE = 10_000  # 0.01 AUSD a request, on either network
 SERVICE_KINDS = ("weather", "translate", "summarize", "geocode")
 DAY = 86_400
+TICK = 0.5  # seconds between the devnet's L1 blocks: a slot of four blocks lasts two seconds
 
 
 class Options(BaseModel):
@@ -76,7 +77,7 @@ class Options(BaseModel):
     operators: int = Field(default=2, ge=1, le=4, description="honest sequencer operators")
     services: int = Field(default=2, ge=1, le=len(SERVICE_KINDS))
     consumers: int = Field(default=3, ge=1, le=6)
-    payments: int = Field(default=20, ge=1, le=1_000, description="per consumer, on each network")
+    payments: int = Field(default=50, ge=1, le=1_000, description="per consumer, on each network")
     fault: Fault | None = Field(default=Fault.WRONG_ROOT, description="the malicious operator's lie")
     seed: int = 7
     window: int = Field(default=20, ge=5, description="challenge window, seconds")
@@ -120,6 +121,7 @@ class Bootstrap:
         self.earned: dict[str, int] = {a.name: 0 for a in self.agents}
         self.devnet: Devnet | None = None
         self.report: RunReport | None = None
+        self.extra_l2_payments = 0  # paid while waiting for the liar's slot (not in the L2 figures)
         # The services' own data (the facilitator's records, the node's LMDB) belong to this
         # chain only: a fresh folder each run, gone with it.
         self._data = tempfile.TemporaryDirectory(prefix="agentl2-bootstrap-")
@@ -143,7 +145,11 @@ class Bootstrap:
                 ("spin up a rollup: " if decision.yes else "stay on L1: ") + decision.reason,
             )
             self.report = RunReport(
-                options=self.o.model_dump(mode="json"), seconds=0.0, decision=decision.reason, l1=l1
+                options=self.o.model_dump(mode="json"),
+                contracts=self.contracts,
+                seconds=0.0,
+                decision=decision.reason,
+                l1=l1,
             )
             if decision.yes:
                 self._spin_up()
@@ -180,6 +186,11 @@ class Bootstrap:
         self.registries = Erc8004.deploy(deployer)
         self.token = deployer.deploy(project.AgentUSD, deployer.address)
         self.domain = Eip712Domain.from_eip5267(self.token.eip712Domain())
+        self.contracts = {
+            "IdentityRegistry": str(self.registries.identity.address),
+            "ReputationRegistry": str(self.registries.reputation.address),
+            "AgentUSD": str(self.token.address),
+        }
         self.escrow = Escrow.deploy(deployer, self.registries)
         self.factory = RollupFactory.deploy(
             deployer, str(self.registries.identity.address), str(deploy_implementation(deployer).address)
@@ -213,7 +224,9 @@ class Bootstrap:
         self.say("paying on L1", f"{len(payers)} payers x {self.o.payments} x402 payments")
         results = self._payments(payers, rollups=[])
         gas = [self.w3.eth.get_transaction_receipt(tx)["gasUsed"] for _, tx, _ in results]
-        figures = _figures(f"eip155:{self.w3.eth.chain_id}", results, self._phase_seconds, sum(gas))
+        network = f"eip155:{self.w3.eth.chain_id}"
+        settles = list(self.facilitator.settle_seconds.get(network, []))
+        figures = _figures(network, results, self._phase_seconds, sum(gas), settles)
         for consumer in payers:  # services rate their clients, clients their services
             for service in self.services:
                 self.registries.give_feedback(service.account, consumer.agent_id, 90, tag1="client")
@@ -267,7 +280,15 @@ class Bootstrap:
             exit_delay=max(600, self.o.window),
         )
         self.rollup = self.factory.create(self.founder.account, params)
+        self.live_block = chain.blocks.head.number
         self.inbox = self.rollup.inbox_client()
+        self.contracts.update(
+            {
+                "Inbox": self.rollup.inbox,
+                "SequencerSet": self.rollup.sequencer_set,
+                "DisputeGame": self.rollup.dispute_game,
+            }
+        )
         self.sequencer_set = SequencerSet.at(self.rollup.sequencer_set)
         self.game = DisputeGame.at(self.rollup.dispute_game)
         self.stake = params.min_stake
@@ -338,8 +359,12 @@ class Bootstrap:
             core = Sequencer(
                 agent.account, self.inbox, self.o.chain_id, lambda: chain.blocks.head.timestamp, fault
             )
+            # The devnet renews every view whenever a block is mined: a submission needs no read.
             service = SequencerService(
-                core, Schedule(contract_at("SequencerSet", self.rollup.sequencer_set)), post_interval=0.5
+                core,
+                Schedule(contract_at("SequencerSet", self.rollup.sequencer_set)),
+                post_interval=3_600.0,  # one batch a slot, posted in its closing block
+                view_ttl=3_600.0,
             )
             agent.endpoint = self._serve(sequencer_app(service))
             agent.register(self.registries)
@@ -360,6 +385,7 @@ class Bootstrap:
             Watchtower(self.watchtower.account, self.inbox, self.game, self.o.chain_id),
             self.node,
             defenses,
+            tick=TICK,
         )
         self._snapshot("hired")
         self.say(
@@ -407,7 +433,9 @@ class Bootstrap:
         _wait(lambda: self._posted(hashes), 60, "every L2 payment posted in a batch")
         batches = [b for b in self.inbox.batches(first_block) if b.l1_block > first_block]
         gas = sum(self.w3.eth.get_transaction_receipt(b.txn_hash)["gasUsed"] for b in batches)
-        figures = _figures(f"eip155:{self.o.chain_id}", results, seconds, gas)
+        network = f"eip155:{self.o.chain_id}"
+        settles = list(self.facilitator.settle_seconds.get(network, []))
+        figures = _figures(network, results, seconds, gas, settles)
         figures.batches = len(batches)
         self.say("paid on L2", _line(figures))
         return figures
@@ -432,17 +460,20 @@ class Bootstrap:
             if liar_core.blocks or not httpx.get(liar_api, timeout=10).json()["leads"]:
                 time.sleep(0.1)
                 continue
-            self._payments(self.consumers[:1], rollups=[self.o.chain_id], count=1)  # a payment in its slot
+            paid = self._payments(self.consumers[:1], rollups=[self.o.chain_id], count=1)  # one in its slot
+            self.extra_l2_payments += len(paid)
         if not liar_core.lies:
             raise RuntimeError("the malicious operator never led a slot with transactions")
         self.say("a lie on L1", f"{self.liar.name} claimed a wrong root for batch {min(liar_core.lies)}")
-        first_block = chain.blocks.head.number
+        first_block = self.live_block  # the game may be over already: read from the rollup's start
 
         def settled() -> bool:
             games = [self.game.game(i) for i in range(self.game.game_count())]
             if not games or any(g.outcome == Outcome.OPEN for g in games):
                 return False
-            claims = self.inbox.count("claimCount")
+            claims, synced = self.inbox.count("claimCount"), self.node.synced
+            if synced is None or synced[0] + 1 < claims:
+                return False  # the node has not derived them all yet
             return claims == self.inbox.count("batchCount") and all(
                 self.inbox.claim(i).root == self.node.batch_root(i) for i in range(claims)
             )
@@ -492,7 +523,7 @@ class Bootstrap:
         moves = []
         last = chain.blocks.head.number + 1
         for name in ("GameOpened", "RootsRevealed", "PartPicked", "StepProven", "GameResolved"):
-            for log in getattr(self.game.contract, name).range(first_block - 200, last):
+            for log in getattr(self.game.contract, name).range(first_block, last):
                 receipt = self.w3.eth.get_transaction_receipt(log.transaction_hash)
                 moves.append(
                     Move(
@@ -622,19 +653,21 @@ class Bootstrap:
         for service in self.services:  # what its clients paid it, on L1 and on the L2
             self.earned[service.name] += int(self.token.balanceOf(service.address))
             self.earned[service.name] += self.node.balance(service.address, self.token.address)
-        income = sum(self.node.balance(s.address, self.token.address) for s in self.services)
+        # Each payment paid its service exactly once: the services' income on each network is
+        # the price times the payments that network answered (the services held nothing before).
+        l1_income = sum(int(self.token.balanceOf(s.address)) for s in self.services)
+        l2_income = sum(self.node.balance(s.address, self.token.address) for s in self.services)
         self.report.payments_settled_once = (
-            income >= l2_payments * PRICE and len(self._l2_hashes()) >= l2_payments
+            l1_income == self.report.l1.payments * PRICE
+            and l2_income == (l2_payments + self.extra_l2_payments) * PRICE
         )
+        self.report.extra_l2_payments = self.extra_l2_payments
         self.report.batches_posted = self.inbox.count("batchCount")
         self.report.batches_final = self.inbox.count("finalizedCount")
         self.report.node_agrees = all(
             self.inbox.claim(i).root == self.node.batch_root(i) for i in range(self.report.batches_posted)
         )
         self.report.errors = self.devnet.errors[:20]
-
-    def _l2_hashes(self) -> set[str]:
-        return {h for core in self.cores.values() for h in core.confirmed}
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -651,7 +684,8 @@ class Bootstrap:
                 )
             if hasattr(self, "sequencer_set") and agent.role in (Role.OPERATOR, Role.MALICIOUS):
                 record = self.sequencer_set.operator(agent.address)
-                self.stakes[agent.name][phase] = int(record.stake) if record else 0
+                # An ejected operator's record keeps what was taken as its weight: it holds nothing.
+                self.stakes[agent.name][phase] = int(record.stake) if record and not record.ejected else 0
 
     def _serve(self, app: Any) -> str:
         server = BackgroundServer(app).start()
@@ -670,7 +704,9 @@ class Bootstrap:
         self._data.cleanup()
 
 
-def _figures(network: str, results: list[tuple], seconds: float, gas: int) -> PathFigures:
+def _figures(
+    network: str, results: list[tuple], seconds: float, gas: int, settles: list[float]
+) -> PathFigures:
     latencies = sorted(latency for latency, *_ in results)
     seconds = max(seconds, 1e-9)
     return PathFigures(
@@ -678,10 +714,15 @@ def _figures(network: str, results: list[tuple], seconds: float, gas: int) -> Pa
         payments=len(results),
         seconds=round(seconds, 3),
         per_second=round(len(results) / seconds, 1),
-        latency_ms={f"p{q}": round(_quantile(latencies, q / 100) * 1000, 1) for q in (50, 95, 99)},
+        latency_ms=_percentiles(latencies),
+        confirmation_ms=_percentiles(sorted(settles)),
         l1_gas=gas,
         gas_per_payment=round(gas / max(1, len(results)), 1),
     )
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    return {f"p{q}": round(_quantile(values, q / 100) * 1000, 1) for q in (50, 95, 99)}
 
 
 def _quantile(values: list[float], q: float) -> float:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from ape import chain
@@ -39,12 +39,15 @@ class Devnet:
         node: ReplicaNode,
         defenses: list[Callable[[], None]] | None = None,
         tick: float = 0.25,
+        node_every: int = 4,
     ):
         self.services = services
         self.watchtower = watchtower
         self.node = node
         self.defenses = defenses or []
         self.tick = tick
+        self.node_every = node_every  # ticks between the node's syncs (it reads every batch event)
+        self._head = -1
         self.blocks = 0  # mined by the driver
         self.errors: list[str] = []  # rounds that failed (logged; the next round tries again)
         self._calls: queue.Queue[tuple[Callable[..., Any], tuple, Future]] = queue.Queue()
@@ -67,29 +70,45 @@ class Devnet:
 
     def mine(self) -> None:
         """One L1 block, with every sequencer's view of L1 renewed before any admits again."""
+        with self._admissions_held():
+            chain.mine(1)
+            self.blocks += 1
+            self._renew_views()
+
+    @contextmanager
+    def _admissions_held(self) -> Iterator[None]:
         with ExitStack() as locks:
             for service in self.services:
                 locks.enter_context(service.lock)
-            chain.mine(1)
-            self.blocks += 1
-            for service in self.services:
-                service.view(max_age=0.0)
+            yield
+
+    def _renew_views(self) -> None:
+        self._head = chain.provider.web3.eth.block_number
+        for service in self.services:
+            service.view(max_age=0.0)
+
+    def _after_transactions(self) -> None:
+        """A transaction mines a block of its own (anvil's automine): the views follow it."""
+        if chain.provider.web3.eth.block_number != self._head:
+            with self._admissions_held():
+                self._renew_views()
 
     def _run(self) -> None:
+        rounds = 0
         while not self._stop.wait(self.tick):
             self._drain()
             self.mine()
-            for part in [
-                *(s.step for s in self.services),
-                *self.defenses,
-                self.watchtower.step,
-                self.node.sync,
-            ]:
+            parts = [*(s.step for s in self.services), *self.defenses, self.watchtower.step]
+            if rounds % self.node_every == 0:
+                parts.append(self.node.sync)
+            rounds += 1
+            for part in parts:
                 try:
                     part()
                 except Exception as exc:  # a failed round is logged and tried again next tick
                     log.exception("devnet round failed")
                     self.errors.append(f"{type(exc).__name__}: {exc}")
+                self._after_transactions()
         self._drain()
 
     def _drain(self) -> None:
@@ -102,3 +121,4 @@ class Devnet:
                 future.set_result(function(*args))
             except Exception as exc:
                 future.set_exception(exc)
+            self._after_transactions()

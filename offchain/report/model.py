@@ -13,6 +13,9 @@ class PathFigures(BaseModel):
     seconds: float  # wall time of the payment phase
     per_second: float
     latency_ms: dict[str, float]  # p50, p95, p99 of request-to-paid-response
+    confirmation_ms: dict[str, float] = Field(
+        default_factory=dict
+    )  # p50, p95, p99 of the facilitator's settle
     l1_gas: int  # L1 gas the payments cost (settlements on L1; batches on the L2)
     gas_per_payment: float
     batches: int = 0  # L2 only: the batches that carried them
@@ -67,6 +70,7 @@ class Conservation(BaseModel):
 
 class RunReport(BaseModel):
     options: dict[str, object]
+    contracts: dict[str, str] = Field(default_factory=dict)  # name -> address on this run's L1
     seconds: float
     decision: str
     l1: PathFigures
@@ -74,7 +78,8 @@ class RunReport(BaseModel):
     dispute: DisputeFigures | None = None
     agents: list[AgentLine] = Field(default_factory=list)
     conservation: Conservation | None = None
-    payments_settled_once: bool = False
+    payments_settled_once: bool = False  # each network's services earned price x payments, exactly
+    extra_l2_payments: int = 0  # paid on the L2 while waiting for the liar's slot (not in `l2`)
     batches_posted: int = 0
     batches_final: int = 0
     node_agrees: bool = False

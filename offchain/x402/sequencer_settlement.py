@@ -51,7 +51,8 @@ _STATUS_REASONS = {
 }
 
 
-INFO_TTL = 0.5
+INFO_TTL = 0.5  # seconds a leader's GET /v1/sequencer is reused (a verify reads it thrice)
+LEADER_WAIT = 5.0  # seconds to wait for one of our sequencers to lead before giving up
 
 
 class SequencerUnavailable(Exception):
@@ -91,6 +92,7 @@ class SequencerSettlement:
 
     valid_before_margin = 3  # the soft confirmation comes in milliseconds; keep a little slack
     resolves_inline = True
+    checks_at_send = True  # the sequencer admits against its pending state, or refuses with the STF's status
 
     def __init__(
         self,
@@ -255,8 +257,8 @@ class SequencerSettlement:
             if address in error.lower():
                 self._leader_url = url
                 return
-        if answer.headers.get("retry-after"):
-            time.sleep(min(1.0, float(answer.headers["retry-after"])))
+        if answer.headers.get("retry-after"):  # a slot closing or a backlog: soon over
+            time.sleep(min(0.1, float(answer.headers["retry-after"])))
 
     def _leader(self) -> dict[str, Any]:
         """`GET /v1/sequencer` of the leader (following the one asked if it does not lead), at
@@ -265,22 +267,28 @@ class SequencerSettlement:
         next leader refuses fails cleanly at settle."""
         if self._info is not None and time.monotonic() - self._info[0] < INFO_TTL:
             return self._info[1]
-        tried: set[str] = set()
-        url = self._leader_url
-        while url not in tried:
-            tried.add(url)
-            try:
-                info = self._http.get(f"{url}/v1/sequencer").json()
-            except httpx.HTTPError:
-                url = next((u for u in self.urls if u not in tried), url)
-                continue
-            self._addresses[str(info["address"]).lower()] = url
-            if info.get("leads"):
-                self._leader_url = url
-                self._info = (time.monotonic(), info)
-                return info
-            url = self._known_addresses().get(str(info.get("leader", "")).lower(), url)
-        raise SequencerUnavailable(f"none of the sequencers {self.urls} leads the slot now")
+        deadline = time.monotonic() + LEADER_WAIT
+        while True:
+            tried: set[str] = set()
+            url = self._leader_url
+            while url not in tried:
+                tried.add(url)
+                try:
+                    info = self._http.get(f"{url}/v1/sequencer").json()
+                except httpx.HTTPError:
+                    url = next((u for u in self.urls if u not in tried), url)
+                    continue
+                address = str(info["address"]).lower()
+                self._addresses[address] = url
+                # The slot's leader, admitting or in its closing blocks: its state is the latest.
+                if info.get("leads") or str(info.get("leader", "")).lower() == address:
+                    self._leader_url = url
+                    self._info = (time.monotonic(), info)
+                    return info
+                url = self._known_addresses().get(str(info.get("leader", "")).lower(), url)
+            if time.monotonic() >= deadline:
+                raise SequencerUnavailable(f"none of the sequencers {self.urls} leads the slot now")
+            time.sleep(0.05)  # a leader not among ours, or one just starting: it may hand over soon
 
     def _known_addresses(self) -> dict[str, str]:
         if len(self._addresses) < len(self.urls):

@@ -69,6 +69,9 @@ class Settlement(Protocol):
     network: str  # CAIP-2, eip155:<chain id>
     valid_before_margin: int  # seconds an authorization must stay valid after `clock()`
     resolves_inline: bool  # whether a settle waiting on a submitted payment calls `resolve`
+    # Whether `send` itself refuses a used authorization or a short balance, atomically (a
+    # sequencer's admission does): then settle does not read them again before sending.
+    checks_at_send: bool
 
     def asset(self, address: str) -> Asset | None:
         """The asset at `address`, if this network settles it."""

@@ -105,6 +105,7 @@ class TokenSettlement:
     # validBefore must leave at least this many seconds, after the execution clock (the time of
     # the next block, never earlier than the wall clock), to get the transaction mined.
     valid_before_margin = 6
+    checks_at_send = False  # a transaction that would revert costs gas: settle reads first
 
     def __init__(
         self,
