@@ -26,9 +26,10 @@ from ape import accounts, chain, project
 from pydantic import BaseModel, ConfigDict, Field
 
 from offchain.agents.agent import Agent, Role
-from offchain.agents.devnet import Devnet
+from offchain.agents.devnet import Devnet, mine
 from offchain.agents.policy import L1Costs, PosterStanding, RulePolicy
 from offchain.chain.contracts import contract_at
+from offchain.chain.deployments import save_deployment
 from offchain.chain.eip712 import Eip712Domain
 from offchain.chain.rpc import connect
 from offchain.challenger.watchtower import Watchtower
@@ -161,6 +162,7 @@ class Bootstrap:
                 self._pay_operators()
                 self._account()
             self._snapshot("end")
+            self.report.contracts = dict(self.contracts)  # the rollup's too, once spun up
             self.report.agents = [
                 AgentLine(
                     name=a.name,
@@ -186,15 +188,23 @@ class Bootstrap:
         self.registries = Erc8004.deploy(deployer)
         self.token = deployer.deploy(project.AgentUSD, deployer.address)
         self.domain = Eip712Domain.from_eip5267(self.token.eip712Domain())
-        self.contracts = {
-            "IdentityRegistry": str(self.registries.identity.address),
-            "ReputationRegistry": str(self.registries.reputation.address),
-            "AgentUSD": str(self.token.address),
-        }
         self.escrow = Escrow.deploy(deployer, self.registries)
+        game = deploy_implementation(deployer)
         self.factory = RollupFactory.deploy(
-            deployer, str(self.registries.identity.address), str(deploy_implementation(deployer).address)
+            deployer, str(self.registries.identity.address), str(game.address)
         )
+        record = self.registries.deployment(deployer)  # `ape run node` and friends find them there
+        record.contracts.update(
+            {
+                "AgentUSD": str(self.token.address),
+                "BountyEscrow": str(self.escrow.contract.address),
+                "OneStepVerifier": str(game.verifier()),
+                "DisputeGame": str(game.address),
+                "RollupFactory": str(self.factory.contract.address),
+            }
+        )
+        save_deployment(record)
+        self.contracts = dict(record.contracts)
         store = PaymentStore(self.data / "facilitator.sqlite")
         self.facilitator = Facilitator.on_token(
             self.w3, self.relayer.private_key, store, [self.token.address]
@@ -378,7 +388,7 @@ class Bootstrap:
                 )
                 defenses.append(liar.step)
         self.liar = next((a for a in self.hired if a.role == Role.MALICIOUS), None)
-        chain.mine(2 * 4 * 8 + 16)  # eligible two epochs after joining
+        mine(2 * 4 * 8 + 16)  # eligible two epochs after joining
         self.node = ReplicaNode(self.inbox, self.o.chain_id, self.data / "node")
         self.devnet = Devnet(
             services,
@@ -564,7 +574,7 @@ class Bootstrap:
 
         def finalize() -> int:
             chain.provider.make_request("evm_increaseTime", [self.o.window + 1])
-            chain.mine(1)
+            mine(1)
             return self.inbox.finalize(self.founder.account)
 
         self.devnet.call(finalize)

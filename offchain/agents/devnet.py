@@ -29,6 +29,12 @@ from offchain.sequencer.service import SequencerService
 log = logging.getLogger("agentl2.devnet")
 
 
+def mine(blocks: int) -> None:
+    """Mines `blocks` blocks on the anvil (ape's `chain.mine` needs its foundry provider; a run on
+    an anvil named by URL has a plain node provider)."""
+    chain.provider.make_request("anvil_mine", [blocks])
+
+
 class Devnet:
     """Drives `services`, their `defenses`, the `watchtower` and the `node` every `tick` seconds."""
 
@@ -71,7 +77,7 @@ class Devnet:
     def mine(self) -> None:
         """One L1 block, with every sequencer's view of L1 renewed before any admits again."""
         with self._admissions_held():
-            chain.mine(1)
+            mine(1)
             self.blocks += 1
             self._renew_views()
 

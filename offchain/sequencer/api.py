@@ -91,6 +91,7 @@ def create_app(service: SequencerService) -> FastAPI:
 
     def locked(function, *args):
         with service.lock:  # the core is one state machine: one caller inside it at a time
+            service.catch_up()  # what L1 holds since the last read, if its head moved
             return function(*args)
 
     @app.post("/v1/transactions")

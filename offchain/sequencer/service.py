@@ -142,6 +142,7 @@ class SequencerService:
         self.lock = core.lock  # shared with the API: one caller inside the core at a time
         self._view: L1View | None = None
         self._next_leaders: dict[int, str] = {}  # slot -> its leader, for the slot before it
+        self._caught_up = -1  # the L1 head `catch_up` last followed
         self._last_post = time.monotonic()
         self._stop = threading.Event()
         self._wake = threading.Event()  # set by a submission that filled a batch
@@ -180,11 +181,20 @@ class SequencerService:
                 raise NotLeader(current.leader)
             if self.closing(current):
                 raise SlotClosing(self.close_blocks, self._next_leader(current))
-            self.core.refresh()
+            self.catch_up()
             confirmation = self.core.submit(record)
             if self.core.unposted_bytes() >= self.core.batch_bytes:
                 self._wake.set()  # a batch's worth waits: post now, not at the next interval
             return confirmation
+
+    def catch_up(self) -> None:
+        """Follows L1 (`Sequencer.refresh`) once per new head seen, before the pending state
+        admits or is read: a new leader answers with the batch its predecessor just posted,
+        without waiting for the schedule's next round. Call it holding `lock`."""
+        head = self.view().head
+        if head != self._caught_up:
+            self.core.refresh()
+            self._caught_up = head
 
     def _next_leader(self, current: L1View) -> str | None:
         """The leader of the slot after `current`'s (read once per slot), None while not drawn."""
