@@ -2,6 +2,14 @@
 
 Field names are the protocol's own (camelCase); unknown fields are kept where the protocol lets
 parties add their own (`extra`, `extensions`). Amounts are decimal strings on the wire.
+
+Why not the official SDK's `x402.schemas` and `x402.http.utils`: ours must be stricter where
+they face the network. The SDK's models accept an `amount` of "-1.5e3" and a negative
+`maxTimeoutSeconds`, and its header decoder skips characters outside base64, has no size bound
+and raises whatever `json` raises; a server built on them would settle terms nobody offered or
+answer 5xx to a bad header. Ours refuse those with a clear 400 or 402. The wire is the same:
+`tests/unit/test_x402_wire.py` decodes our headers with the SDK's codecs and theirs with ours,
+and the SDK client pays our servers on L1 and on the L2.
 """
 
 from __future__ import annotations
