@@ -30,7 +30,7 @@ $(STAMP_NPM): package.json package-lock.json
 	touch $@
 
 demo: setup
-	ape run demo --verbosity WARNING
+	ape run bootstrap --verbosity WARNING
 
 deploy: setup
 	ape run deploy

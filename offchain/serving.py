@@ -1,4 +1,4 @@
-"""Hosting an ASGI app on a loopback port in a background thread (tests and the demo)."""
+"""Hosting an ASGI app on a loopback port in a background thread (tests and the main job)."""
 
 from __future__ import annotations
 

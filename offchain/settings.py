@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     """Folder of the deployments files, one per network (`<ecosystem>_<network>.json`)."""
 
     reports_dir: Path = Path("reports")
-    """Folder where the demo and the benchmarks write their reports."""
+    """Folder where the main job (`ape run bootstrap`) and the benchmarks write their reports."""
 
 
 def get_settings() -> Settings:

@@ -9,15 +9,17 @@ import sys
 from pathlib import Path
 
 import click
-from ape.cli import ConnectedProviderCommand
+from ape.cli import ConnectedProviderCommand, ape_cli_context
 from rich.console import Console
 
 from offchain.agents.bootstrap import Bootstrap, Options
 from offchain.report.write import write
 from offchain.sequencer.faults import Fault
+from offchain.settings import get_settings
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Agents bootstrap their own rollup")
+@ape_cli_context()
 @click.option(
     "--operators", default=2, show_default=True, type=click.IntRange(1, 4), help="Honest sequencers."
 )
@@ -42,14 +44,18 @@ from offchain.sequencer.faults import Fault
     "--window", default=20, show_default=True, type=click.IntRange(5), help="Challenge window, seconds."
 )
 @click.option(
-    "--out", default="reports/bootstrap", show_default=True, type=click.Path(file_okay=False, path_type=Path)
+    "--out",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Report folder [default: $AGENTL2_REPORTS_DIR/bootstrap, reports/bootstrap].",
 )
-def cli(operators, services, consumers, payments, fault, seed, window, out):
+def cli(cli_ctx, operators, services, consumers, payments, fault, seed, window, out):
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     # The services share this process: a 1 ms switch interval (Python's default is 5) hands the
     # GIL to the HTTP servers' threads sooner, as `ape run sequencer` does.
     sys.setswitchinterval(0.001)
     console = Console()
+    out = out or get_settings().reports_dir / "bootstrap"
     options = Options(
         operators=operators,
         services=services,
@@ -58,7 +64,6 @@ def cli(operators, services, consumers, payments, fault, seed, window, out):
         fault=None if fault == "none" else Fault(fault),
         seed=seed,
         window=window,
-        out=out,
     )
     with console.status("starting") as status:
 

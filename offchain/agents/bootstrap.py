@@ -83,7 +83,6 @@ class Options(BaseModel):
     seed: int = 7
     window: int = Field(default=20, ge=5, description="challenge window, seconds")
     chain_id: int = Field(default=4242, gt=31337)
-    out: Path = Path("reports/bootstrap")
 
 
 class Bootstrap:

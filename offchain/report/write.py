@@ -128,7 +128,7 @@ def markdown(report: RunReport, charts: list[str]) -> str:
 
 
 def _options(report: RunReport) -> str:
-    return ", ".join(f"{k} {v}" for k, v in report.options.items() if k != "out")
+    return ", ".join(f"{k} {v}" for k, v in report.options.items())
 
 
 def _paths_chart(report: RunReport, path: Path) -> Path:
@@ -177,10 +177,9 @@ def _agents_chart(report: RunReport, path: Path) -> Path:
     for a in agents:
         if a.stake:
             axes[1].plot(list(a.stake), [v / 10**6 for v in a.stake.values()], marker="o", label=a.name)
-        if any(p.ratings for p in a.reputation):
-            axes[2].plot(
-                [p.phase for p in a.reputation], [p.mean for p in a.reputation], marker="o", label=a.name
-            )
+        if any(p.ratings for p in a.reputation):  # a phase before its first rating has no mean
+            means = [p.mean if p.ratings else float("nan") for p in a.reputation]
+            axes[2].plot([p.phase for p in a.reputation], means, marker="o", label=a.name)
     axes[1].set_title("stake in the sequencer set (AUSD)")
     axes[2].set_title("mean ERC-8004 rating")
     for ax in axes[1:]:

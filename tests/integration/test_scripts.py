@@ -48,16 +48,6 @@ def test_faucet__without_a_deployment__fails_clearly(tmp_path):
     assert "no deployments file" in result.stderr + result.stdout
 
 
-def test_demo__pays_rates_posts_bounties_and_prints_the_tables(tmp_path):
-    result = _ape_run("demo", "--services", "2", "--consumers", "1", "--payments", "1", deployments=tmp_path)
-    assert result.returncode == 0, result.stderr + result.stdout
-    out = result.stdout
-    assert "weather-agent" in out and "translate-agent" in out and "consumer-0" in out
-    assert "Payments on L1" in out and "Bounties" in out and "completed" in out
-    record = json.loads((tmp_path / "ethereum_local.json").read_text())
-    assert {"AgentUSD", "BatchSettler", "BountyEscrow"} <= set(record["contracts"])
-
-
 def test_rollup__new_deposit_and_withdraw_on_one_chain(tmp_path):
     """deploy, `rollup new`, `rollup deposit`, then `rollup withdraw` (refused: nothing is final),
     each its own process against one anvil, as a user runs them."""
