@@ -69,7 +69,10 @@ USD = 10**6  # AgentUSD has 6 decimals
 PRICE = 10_000  # 0.01 AUSD a request, on either network
 SERVICE_KINDS = ("weather", "translate", "summarize", "geocode")
 DAY = 86_400
-TICK = 0.5  # seconds between the devnet's L1 blocks: a slot of four blocks lasts two seconds
+TICK = 0.5  # seconds between the devnet's L1 blocks
+# L1 blocks per slot: a leader's slot lasts four seconds here, and its one batch carries what it
+# confirmed in them (a batch's fixed L1 cost is shared by more payments the longer the slot).
+SLOT_LENGTH = 8
 
 
 class Options(BaseModel):
@@ -285,9 +288,11 @@ class Bootstrap:
             chain_id=self.o.chain_id,
             stake_token=self.token.address,
             min_stake=100 * USD,
+            slot_length=SLOT_LENGTH,
             challenge_window=self.o.window,
             exit_delay=max(600, self.o.window),
         )
+        self.epoch_blocks = params.slot_length * params.slots_per_epoch
         self.rollup = self.factory.create(self.founder.account, params)
         self.live_block = chain.blocks.head.number
         self.inbox = self.rollup.inbox_client()
@@ -372,7 +377,8 @@ class Bootstrap:
             service = SequencerService(
                 core,
                 Schedule(contract_at("SequencerSet", self.rollup.sequencer_set)),
-                post_interval=3_600.0,  # one batch a slot, posted in its closing block
+                post_interval=SLOT_LENGTH
+                * TICK,  # a batch a slot, in its closing block if the next is another's
                 view_ttl=3_600.0,
             )
             agent.endpoint = self._serve(sequencer_app(service))
@@ -387,7 +393,7 @@ class Bootstrap:
                 )
                 defenses.append(liar.step)
         self.liar = next((a for a in self.hired if a.role == Role.MALICIOUS), None)
-        mine(2 * 4 * 8 + 16)  # eligible two epochs after joining
+        mine(2 * self.epoch_blocks + 16)  # eligible two epochs after joining
         self.node = ReplicaNode(self.inbox, self.o.chain_id, self.data / "node")
         self.devnet = Devnet(
             services,
@@ -424,7 +430,7 @@ class Bootstrap:
             lambda: all(
                 self.node.balance(c.address, self.token.address) >= self.deposit for c in self.consumers
             ),
-            60,
+            120,
             "the deposits in a posted batch",
         )
         self.say("deposited", f"{len(self.consumers)} x {self.deposit / USD:.2f} AUSD in the rollup")
@@ -439,7 +445,7 @@ class Bootstrap:
             raise RuntimeError("a consumer paid on L1 although the L2 was offered at the same price")
         seconds = self._phase_seconds
         hashes = {tx for _, tx, _ in results}
-        _wait(lambda: self._posted(hashes), 60, "every L2 payment posted in a batch")
+        _wait(lambda: self._posted(hashes), 120, "every L2 payment posted in a batch")
         batches = [b for b in self.inbox.batches(first_block) if b.l1_block > first_block]
         gas = sum(self.w3.eth.get_transaction_receipt(b.txn_hash)["gasUsed"] for b in batches)
         network = f"eip155:{self.o.chain_id}"
@@ -450,12 +456,13 @@ class Bootstrap:
         return figures
 
     def _posted(self, hashes: set[str]) -> bool:
-        found = set()
-        for core in self.cores.values():
-            found |= {
-                h for h in hashes if (r := core.receipt(h)) is not None and r.stage in ("posted", "final")
-            }
-        return found == hashes
+        """Whether every confirmed payment is in a posted batch; raises if one was dropped (a
+        slot passed with it unposted: a broken promise this run must not hide)."""
+        posted = {h for core in self.cores.values() for h in core.posted}
+        dropped = {h for core in self.cores.values() for h in core.dropped} & hashes - posted
+        if dropped:
+            raise RuntimeError(f"{len(dropped)} soft-confirmed payments were dropped unposted")
+        return hashes <= posted
 
     # -- 6. the liar is caught ------------------------------------------------------------------
 
@@ -560,7 +567,7 @@ class Bootstrap:
             self.withdrawals[consumer.name] = (nonce, amount)
         _wait(
             lambda: all(self.node.nonce(c.address) > self.withdrawals[c.name][0] for c in self.consumers),
-            60,
+            120,
             "the withdrawals in a posted batch",
         )
 
@@ -568,7 +575,7 @@ class Bootstrap:
             synced, batches = self.node.synced, self.inbox.count("batchCount")
             return synced is not None and synced[0] + 1 == batches == self.inbox.count("claimCount")
 
-        _wait(all_claimed, 60, "every batch claimed")
+        _wait(all_claimed, 120, "every batch claimed")
         self.say("finality", f"the {self.o.window} s challenge window passes (anvil time moved on)")
 
         def finalize() -> int:

@@ -4,10 +4,11 @@ In the main job every service lives in one process (as DESIGN allows): the seque
 node's APIs answer on their own threads, but everything that writes to L1 (batches, claims,
 disputes, re-proposals, and the other agents' transactions while the rollup runs) goes through
 this driver's thread, one after another, as separate operators' transactions would reach a
-block one after another. Each tick it mines an L1 block (the chain's clock) while no
-sequencer is admitting, so that no leader admits in a block the chain has already passed; then
-each operator takes its turn (`SequencerService.step`, a liar's defence, the watchtower's
-round, the node's sync).
+block one after another. Each tick it mines an L1 block (the chain's clock), then each operator
+takes its turn (`SequencerService.step`, a liar's defence, the watchtower's round, the node's
+sync). Every block is mined while no sequencer admits, and every sequencer's view of L1 is
+renewed before they admit again: anvil mines a block per transaction, so a batch or a dispute's
+moves move the slot schedule too, and a leader must never admit in a slot that has passed.
 """
 
 from __future__ import annotations
@@ -94,10 +95,10 @@ class Devnet:
             service.view(max_age=0.0)
 
     def _after_transactions(self) -> None:
-        """A transaction mines a block of its own (anvil's automine): the views follow it."""
+        """A transaction mines a block of its own (anvil's automine): the views follow it.
+        Call it holding the admissions (`_admissions_held`)."""
         if chain.provider.web3.eth.block_number != self._head:
-            with self._admissions_held():
-                self._renew_views()
+            self._renew_views()
 
     def _run(self) -> None:
         rounds = 0
@@ -109,12 +110,15 @@ class Devnet:
                 parts.append(self.node.sync)
             rounds += 1
             for part in parts:
-                try:
-                    part()
-                except Exception as exc:  # a failed round is logged and tried again next tick
-                    log.exception("devnet round failed")
-                    self.errors.append(f"{type(exc).__name__}: {exc}")
-                self._after_transactions()
+                # No sequencer admits while a part runs: its transactions mine blocks (a batch,
+                # a dispute's moves), and a leader must never admit in a slot they have passed.
+                with self._admissions_held():
+                    try:
+                        part()
+                    except Exception as exc:  # a failed round is logged and tried again next tick
+                        log.exception("devnet round failed")
+                        self.errors.append(f"{type(exc).__name__}: {exc}")
+                    self._after_transactions()
         self._drain()
 
     def _drain(self) -> None:
@@ -123,8 +127,9 @@ class Devnet:
                 function, args, future = self._calls.get_nowait()
             except queue.Empty:
                 return
-            try:
-                future.set_result(function(*args))
-            except Exception as exc:
-                future.set_exception(exc)
-            self._after_transactions()
+            with self._admissions_held():
+                try:
+                    future.set_result(function(*args))
+                except Exception as exc:
+                    future.set_exception(exc)
+                self._after_transactions()
