@@ -34,8 +34,8 @@ from offchain.chain.eip712 import Eip712Domain
 from offchain.chain.rpc import connect
 from offchain.challenger.watchtower import Watchtower
 from offchain.identity.registries import Erc8004
-from offchain.l2.codec import Withdraw, encode
-from offchain.l2.signing import sign, token_domain, withdraw_digest
+from offchain.l2.codec import Transfer, Withdraw, encode
+from offchain.l2.signing import sign, token_domain, transfer_digest, withdraw_digest
 from offchain.market.escrow import BountyFeed, Escrow, Kind, ServiceTerms, TaskTerms
 from offchain.node.replica import ReplicaNode
 from offchain.report.model import (
@@ -125,6 +125,7 @@ class Bootstrap:
         self.devnet: Devnet | None = None
         self.report: RunReport | None = None
         self.extra_l2_payments = 0  # paid while waiting for the liar's slot (not in the L2 figures)
+        self.extra_deposits = 0  # deposited in the liar's slot, for a fault that skips one
         # The services' own data (the facilitator's records, the node's LMDB) belong to this
         # chain only: a fresh folder each run, gone with it.
         self._data = tempfile.TemporaryDirectory(prefix="agentl2-bootstrap-")
@@ -476,8 +477,7 @@ class Bootstrap:
             if liar_core.blocks or not httpx.get(liar_api, timeout=10).json()["leads"]:
                 time.sleep(0.1)
                 continue
-            paid = self._payments(self.consumers[:1], rollups=[self.o.chain_id], count=1)  # one in its slot
-            self.extra_l2_payments += len(paid)
+            self._feed_the_liar()
         if not liar_core.lies:
             raise RuntimeError("the malicious operator never led a slot with transactions")
         self.say("a lie on L1", f"{self.liar.name} claimed a wrong root for batch {min(liar_core.lies)}")
@@ -533,6 +533,25 @@ class Bootstrap:
             f"{state.outcome.name} in {len(moves)} moves, {figures.gas:,} gas; {slashed // USD} AUSD slashed",
         )
         return figures
+
+    def _feed_the_liar(self) -> None:
+        """One transaction in the liar's slot that its fault can change: a deposit to skip, a
+        signed transfer with a fee to misdirect or apply twice, else an x402 payment."""
+        consumer, other = self.consumers[0], self.consumers[-1]
+        if self.o.fault == Fault.SKIPPED_DEPOSIT:
+            assert self.devnet is not None
+            self.devnet.call(self.inbox.deposit_erc20, consumer.account, self.token, consumer.address, PRICE)
+            self.extra_deposits += PRICE
+        elif self.o.fault in (Fault.DOUBLE_APPLY, Fault.WRONG_FEE):
+            api = self.apis[self.liar.name] if self.liar else ""
+            nonce = int(httpx.get(f"{api}/v1/accounts/{consumer.address}/nonce", timeout=10).json()["nonce"])
+            fields = (consumer.address, other.address, self.token.address, 1, 1, nonce)
+            digest = transfer_digest(Transfer(*fields, b"\x00" * 65), self.o.chain_id, self.inbox.address)
+            record = encode(Transfer(*fields, sign(consumer.key, digest)))
+            httpx.post(f"{api}/v1/transactions", json={"record": "0x" + record.hex()}, timeout=10)
+        else:
+            paid = self._payments(self.consumers[:1], rollups=[self.o.chain_id], count=1)
+            self.extra_l2_payments += len(paid)
 
     def _moves(self, first_block: int) -> list[Move]:
         by_address = {a.address: a.name for a in self.agents}
@@ -663,7 +682,9 @@ class Bootstrap:
         l2 = sum(self.node.balance(a, self.token.address) for a in addresses)
         withdrawn = sum(amount for _, amount in self.withdrawals.values())
         self.report.conservation = Conservation(
-            deposits=self.deposit * len(self.consumers), l2_balances=l2, withdrawals=withdrawn
+            deposits=self.deposit * len(self.consumers) + self.extra_deposits,
+            l2_balances=l2,
+            withdrawals=withdrawn,
         )
         l2_payments = self.report.l2.payments if self.report.l2 else 0
         for service in self.services:  # what its clients paid it, on L1 and on the L2

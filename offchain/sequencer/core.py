@@ -268,12 +268,16 @@ class Sequencer:
             statuses.extend(executed.statuses)
         _check_against_admission(sealed, state)
         claimed_root = state.root
+        lie = None
         if self.fault is not None:  # fault injection: the lie, and the trace to defend it with
             honest = BatchTrace.run(base, batch, self.chain_id, self.inbox.address, self.address)
-            lie = faulty_trace(self.fault, honest)
-            claimed_root = lie.post_root
+            try:
+                lie = faulty_trace(self.fault, honest)
+                claimed_root = lie.post_root
+            except InvalidInput:  # nothing in this batch to lie about: its root is honest
+                log.warning("batch with nothing for %s to change: claimed honestly", self.fault.value)
         appended = self.inbox.post_batch(self.account, batch, claimed_root)
-        if self.fault is not None:
+        if lie is not None:
             self.lies[appended.index] = lie
         return appended, state, statuses
 
