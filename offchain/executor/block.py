@@ -1,6 +1,11 @@
-"""Running a block with an executor: signatures checked in worker processes while the state
-transition (sequential or Block-STM) runs, then the block's state root (in worker processes too,
-one subtree each, when the state lives in an LMDB store: `merkle.py`).
+"""Running a block with an executor, then the block's state root.
+
+Three executors give the same result (`stf.apply_block`'s): "sequential", one transaction after
+another in this process; "threads", Block-STM's threads here (`blockstm.py`); "processes",
+Block-STM's execution tasks in the worker pool (`processes.py`). With a pool, the sequential and
+thread executors have the signatures checked in its processes meanwhile (they read no state),
+and the root is computed there too, one subtree each, when the state lives in an LMDB store
+(`merkle.py`).
 
 The per-transaction state roots (the trace a dispute bisects over) cost about six times the
 block's root, because every transaction re-hashes its paths to the top: `trace=True` computes
@@ -10,24 +15,24 @@ them; a sequencer commits the block root and builds the trace only for a dispute
 from __future__ import annotations
 
 import gc
+import time
 from bisect import bisect_right
 from concurrent.futures import Executor as PoolExecutor
 from concurrent.futures import Future
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Literal
 
 from offchain.executor.blockstm import BlockStats, Signed, execute_parallel, execute_sequential
 from offchain.executor.merkle import parallel_roots, submit_roots
+from offchain.executor.processes import ParentProfile, chunk_starts, execute_in_processes
 from offchain.hashing import keccak
 from offchain.l2.codec import Tx
 from offchain.l2.stf import BlockContext, State, Status, Writes, signature_ok
 from offchain.l2.store import StateStore
 
 SEQUENTIAL_BELOW = 32  # smaller blocks gain nothing from threads and processes
-# Transactions per signature task: the first small, so that Block-STM starts early; then each
-# twice the last up to the largest (every task costs the parent pickling and a round trip); and
-# smaller again towards the end (a quarter of what is left), so that the workers finish together.
-FIRST_CHUNK, LARGEST_CHUNK = 64, 1024
+Executor = Literal["sequential", "threads", "processes"]
 
 
 def _check_chunk(args: tuple[list[Tx], BlockContext]) -> list[bool]:
@@ -40,7 +45,7 @@ def verify_signatures(txns: list[Tx], ctx: BlockContext, pool: PoolExecutor | No
     state): the result answers as soon as the transaction's chunk is done."""
     if pool is None or len(txns) < SEQUENTIAL_BELOW:
         return lambda i: signature_ok(txns[i], ctx)
-    starts = _chunk_starts(len(txns))
+    starts = chunk_starts(len(txns))
     bounds = [*starts, len(txns)]
     futures: list[Future[list[bool]]] = [
         pool.submit(_check_chunk, (txns[lo:hi], ctx)) for lo, hi in pairwise(bounds)
@@ -59,29 +64,21 @@ def verify_signatures(txns: list[Tx], ctx: BlockContext, pool: PoolExecutor | No
     return signed
 
 
-def _chunk_starts(n: int) -> list[int]:
-    starts, start, size = [], 0, FIRST_CHUNK
-    while start < n:
-        starts.append(start)
-        start += size
-        size = min(2 * size, LARGEST_CHUNK, max(FIRST_CHUNK, (n - start) // 4))
-    return starts
-
-
 @dataclass(frozen=True)
 class ExecutedBlock:
     state: State
     statuses: list[Status]
-    writes: list[Writes]  # each transaction's writes, in block order
+    writes: list[Writes] | None  # each transaction's writes in block order (None: "processes", untraced)
     roots: list[bytes] | None  # the state root after each transaction, when traced
     stats: BlockStats
+    profile: ParentProfile  # where this process's time went
 
 
 def run_block(
     state: State,
     ctx: BlockContext,
     txns: list[Tx],
-    parallel: bool = True,
+    executor: Executor = "threads",
     threads: int = 2,
     pool: PoolExecutor | None = None,
     trace: bool = False,
@@ -92,14 +89,15 @@ def run_block(
     """Executes `txns` on `state`: the state, statuses and (with `trace`) roots of `stf.apply_block`.
 
     With `pool`, signatures are checked in its processes; with `store` too (the LMDB store that
-    `state` was read from, its last block committed), the roots are computed there as well.
-    `signed` is `signature_ok` of each transaction when the caller checked them already (a
-    sequencer, at admission); they are not checked again.
+    `state` was read from, its last block committed), the roots are computed there as well. The
+    "processes" executor needs both. `signed` is `signature_ok` of each transaction when the
+    caller checked them already (a sequencer, at admission); they are not checked again. Blocks
+    under `sequential_below` transactions run sequentially whatever the executor.
     """
     collecting = gc.isenabled()
     gc.disable()  # a block allocates hundreds of thousands of objects, and each full collection
     try:  # would walk the whole state; a block makes no cycles that need collecting meanwhile
-        return _run(state, ctx, txns, parallel, threads, pool, trace, sequential_below, store, signed)
+        return _run(state, ctx, txns, executor, threads, pool, trace, sequential_below, store, signed)
     finally:
         if collecting:
             gc.enable()
@@ -109,7 +107,7 @@ def _run(
     state: State,
     ctx: BlockContext,
     txns: list[Tx],
-    parallel: bool,
+    executor: Executor,
     threads: int,
     pool: PoolExecutor | None,
     trace: bool,
@@ -119,24 +117,48 @@ def _run(
 ) -> ExecutedBlock:
     if known is not None and len(known) != len(txns):
         raise ValueError("one signature check per transaction")
-    signed = known.__getitem__ if known is not None else verify_signatures(txns, ctx, pool)
-    if parallel and len(txns) >= sequential_below:
-        statuses, writes, stats = execute_parallel(txns, ctx, state.read, threads, signed)
+    if executor not in ("sequential", "threads", "processes"):
+        raise ValueError(f"no executor {executor!r}: sequential, threads or processes")
+    small = len(txns) < sequential_below
+    in_store = pool is not None and store is not None and store.committed(state) and not small
+    if executor == "processes" and not small and not in_store:
+        raise ValueError("the processes executor needs the pool and the store whose latest state this is")
+    started = time.perf_counter()
+    if executor == "processes" and not small:
+        assert pool is not None and store is not None
+        block = execute_in_processes(txns, ctx, state.values, state.root, store, pool, known, per_tx=trace)
+        statuses, merged, writes, profile = block.statuses, block.merged, block.writes, block.profile
+        stats = BlockStats(
+            len(txns), block.incarnations, profile.aborted_chunks, 0, time.perf_counter() - started
+        )
     else:
-        statuses, writes, stats = execute_sequential(txns, ctx, state.read, signed)
-    merged: Writes = {}
-    for tx_writes in writes:
-        merged.update(tx_writes)
-    if pool is not None and store is not None and store.committed(state) and len(txns) >= sequential_below:
-        block_root = submit_roots(store, state.root, [merged], pool)
-        new_state = state.merged(merged, state.root)  # while the workers hash: the root comes next
-        new_state.root = block_root()[0]
-        roots = parallel_roots(store, state.root, writes, pool, keep_nodes=False) if trace else None
-        return ExecutedBlock(new_state, statuses, writes, roots, stats)
-    if trace:
-        new_state, roots = commit_writes(state, writes)
-        return ExecutedBlock(new_state, statuses, writes, roots, stats)
-    return ExecutedBlock(state.apply(merged), statuses, writes, None, stats)
+        signed = known.__getitem__ if known is not None else verify_signatures(txns, ctx, pool)
+        if executor == "threads" and not small:
+            statuses, writes, stats = execute_parallel(txns, ctx, state.read, threads, signed)
+        else:
+            statuses, writes, stats = execute_sequential(txns, ctx, state.read, signed)
+        profile = ParentProfile(execute=time.perf_counter() - started)
+        mark = time.perf_counter()
+        merged = {}
+        for tx_writes in writes:
+            merged.update(tx_writes)
+        profile.merge = time.perf_counter() - mark
+    mark = time.perf_counter()
+    try:
+        if in_store:
+            assert pool is not None and store is not None
+            block_root = submit_roots(store, state.root, [merged], pool)
+            new_state = state.merged(merged, state.root)  # while the workers hash: the root comes next
+            new_state.root = block_root()[0]
+            roots = parallel_roots(store, state.root, writes, pool, keep_nodes=False) if trace else None
+            return ExecutedBlock(new_state, statuses, writes, roots, stats, profile)
+        assert writes is not None
+        if trace:
+            new_state, roots = commit_writes(state, writes)
+            return ExecutedBlock(new_state, statuses, writes, roots, stats, profile)
+        return ExecutedBlock(state.apply(merged), statuses, writes, None, stats, profile)
+    finally:
+        profile.root = time.perf_counter() - mark
 
 
 def commit_writes(state: State, per_tx: list[Writes]) -> tuple[State, list[bytes]]:

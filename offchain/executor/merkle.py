@@ -32,7 +32,7 @@ from offchain.l2.smt import (
     decode_node,
     internal_hash,
 )
-from offchain.l2.store import MAP_SIZE, StateStore, pack_nodes
+from offchain.l2.store import StateStore, begin_read, pack_nodes
 
 DEPTH = 3  # 8 subtrees: 2 workers stay busy when the changes spread unevenly
 
@@ -48,9 +48,6 @@ SubRoot = tuple[bytes, bool]  # a subtree's root hash, and whether it is a singl
 
 
 # -- in the workers -----------------------------------------------------------------------------
-
-_envs: dict[str, tuple[lmdb.Environment, object]] = {}
-
 
 class _WorkerNodes:
     """Committed nodes from LMDB (one read transaction) under the nodes this task creates."""
@@ -70,27 +67,12 @@ class _WorkerNodes:
         self.created[node_hash] = node
 
 
-def _read_txn(path: str) -> tuple[lmdb.Environment, lmdb.Transaction]:
-    """A read transaction on the store's nodes. The environment stays open for the worker's life;
-    when the store has grown past its map since, LMDB says so and the map is resized first."""
-    if path not in _envs:
-        env = lmdb.open(path, readonly=True, max_dbs=4, lock=True, map_size=MAP_SIZE)
-        _envs[path] = (env, env.open_db(b"nodes", create=False))
-    env, db = _envs[path]
-    try:
-        return env, env.begin(db=db)
-    except lmdb.MapResizedError:
-        env.set_mapsize(0)  # adopt the size the writer set
-        return env, env.begin(db=db)
-
-
 def _update_subtree(
     job: tuple[str, bytes, int, list[dict[bytes, bytes | None]], bool],
 ) -> tuple[list[SubRoot], bytes]:
     """Applies each step of changes in turn to the subtree `node_hash` at `depth`; its root after each."""
     path, node_hash, depth, steps, keep = job
-    _, txn = _read_txn(path)
-    with txn:
+    with begin_read(path, b"nodes") as txn:
         nodes = _WorkerNodes(txn)
         tree = SparseMerkleTree(nodes)
         roots = []

@@ -216,6 +216,7 @@ class State:
     values: dict[bytes, bytes] = field(default_factory=dict)
     root: bytes = EMPTY
     parent: bytes | None = None  # the root of the state this one was made from (None: made directly)
+    changes: Mapping[bytes, bytes | None] | None = None  # the writes that made it from its parent
 
     def read(self, key: bytes) -> bytes | None:
         return self.values.get(key)
@@ -233,7 +234,7 @@ class State:
                 values.pop(key, None)
             else:
                 values[key] = value
-        return State(self.tree, values, root, parent=self.root)
+        return State(self.tree, values, root, parent=self.root, changes=writes)
 
 
 @dataclass(frozen=True)

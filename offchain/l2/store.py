@@ -3,7 +3,10 @@
 Nothing is ever overwritten, so every committed block's state stays readable:
 - `nodes`: tree node hash -> node (leaf: 0x00 ‖ key ‖ valueHash; internal: 0x01 ‖ left ‖ right);
 - `values`: valueHash -> value;
-- `blocks`: block number (8 bytes) -> state root, and `meta[b"latest"]` -> the last number.
+- `blocks`: block number (8 bytes) -> state root, and `meta[b"latest"]` -> the last number;
+- `leaves`: leaf key -> value, of the latest block's state only (`meta[b"leaves"]` names its
+  root): worker processes read a block's base state there, one lookup a leaf, where a walk down
+  the tree would cost a dozen (`offchain/executor/processes.py`).
 A block is committed in one LMDB write transaction (its new nodes, its new values, its root, the
 latest pointer): a crash in the middle leaves the previous block as the last one, intact.
 """
@@ -21,6 +24,8 @@ from offchain.l2.smt import EMPTY, Node, SparseMerkleTree, decode_node, encode_n
 from offchain.l2.stf import State
 
 _LATEST = b"latest"
+_LEAVES_ROOT = b"leaves"  # meta: the root of the state that `leaves` holds
+MAX_DBS = 5  # nodes, values, blocks, leaves, meta (a reader opening the environment needs it too)
 MAP_SIZE = 1 << 32  # address space reserved for the store (LMDB grows the file as it fills)
 
 
@@ -29,6 +34,32 @@ class StoreError(AgentL2Error):
 
 
 PACKED_NODE = 32 + 65  # a packed node: hash ‖ encoding
+
+_readers: dict[str, tuple[lmdb.Environment, dict[bytes, object]]] = {}
+
+
+def begin_read(path: str, db: bytes) -> lmdb.Transaction:
+    """A read transaction on database `db` of the store at `path`, from another process (worker
+    processes read the committed state so). LMDB allows one environment per process and path: it
+    is opened once and stays open; when the store has grown past its map since, LMDB says so and
+    the map is resized first."""
+    if path not in _readers:
+        env = lmdb.open(path, readonly=True, max_dbs=MAX_DBS, lock=True, map_size=MAP_SIZE)
+        _readers[path] = (env, {})
+    env, dbs = _readers[path]
+    if db not in dbs:
+        dbs[db] = env.open_db(db, create=False)
+    try:
+        return env.begin(db=dbs[db])
+    except lmdb.MapResizedError:
+        env.set_mapsize(0)  # adopt the size the writer set
+        return env.begin(db=dbs[db])
+
+
+def reader_db(path: str, db: bytes) -> object:
+    """The handle of database `db` in this process's reader of the store at `path`."""
+    begin_read(path, db).abort()
+    return _readers[path][1][db]
 
 
 def pack_nodes(nodes: dict[bytes, Node]) -> bytes:
@@ -93,13 +124,20 @@ class StateStore:
 
     def __init__(self, path: Path | str, map_size: int = MAP_SIZE):
         Path(path).mkdir(parents=True, exist_ok=True)
-        self.env = lmdb.open(str(path), max_dbs=4, map_size=map_size, sync=True, metasync=True)
+        self.env = lmdb.open(str(path), max_dbs=MAX_DBS, map_size=map_size, sync=True, metasync=True)
         self.nodes = self.env.open_db(b"nodes")
         self.values = self.env.open_db(b"values")
         self.blocks = self.env.open_db(b"blocks")
+        self.leaves = self.env.open_db(b"leaves")
         self.meta = self.env.open_db(b"meta")
         self._nodes = _Nodes(self)
         self.tree = SparseMerkleTree(self._nodes)
+        latest = self.latest()
+        if latest is not None and self.leaves_root() != self.root_at(latest):
+            # A store written before the leaves table existed: fill it once from the tree.
+            state = self.state_at(latest)
+            with self.env.begin(write=True) as txn:
+                self._rewrite_leaves(txn, state)
 
     def close(self) -> None:
         self.env.close()
@@ -129,6 +167,12 @@ class StateStore:
         if raw is None:
             raise StoreError(f"value {value_hash.hex()} is not stored")
         return bytes(raw)
+
+    def leaves_root(self) -> bytes | None:
+        """The root of the state the `leaves` table holds (the latest block's, once one is committed)."""
+        with self.env.begin(db=self.meta) as txn:
+            raw = txn.get(_LEAVES_ROOT)
+        return None if raw is None else bytes(raw)
 
     def state_at(self, number: int | None = None) -> State:
         """The state after block `number` (default: the latest; an empty state for an empty store)."""
@@ -190,6 +234,22 @@ class StateStore:
                     value = state.values.get(raw[1:33])
                     if value is not None and keccak(value) == raw[33:65]:
                         txn.put(raw[33:65], value, db=self.values)
+            if state.changes is not None and state.parent == previous and self.leaves_root() == previous:
+                for key, value in state.changes.items():  # the block's own writes, over its parent's
+                    if value is None:
+                        txn.delete(key, db=self.leaves)
+                    else:
+                        txn.put(key, value, db=self.leaves)
+                txn.put(_LEAVES_ROOT, state.root, db=self.meta)
+            else:
+                self._rewrite_leaves(txn, state)
             txn.put(number.to_bytes(8, "big"), state.root, db=self.blocks)
             txn.put(_LATEST, number.to_bytes(8, "big"), db=self.meta)
         self._nodes.clear()
+
+    def _rewrite_leaves(self, txn: lmdb.Transaction, state: State) -> None:
+        """The whole `leaves` table from `state` (a state not made by one step from the last)."""
+        txn.drop(self.leaves, delete=False)
+        for key, value in state.values.items():
+            txn.put(key, value, db=self.leaves)
+        txn.put(_LEAVES_ROOT, state.root, db=self.meta)

@@ -8,7 +8,9 @@ from itertools import pairwise
 
 import pytest
 
-from offchain.executor.block import FIRST_CHUNK, LARGEST_CHUNK, _chunk_starts, verify_signatures
+from offchain.executor.block import verify_signatures
+from offchain.executor.processes import FIRST_CHUNK, LARGEST_CHUNK
+from offchain.executor.processes import chunk_starts as _chunk_starts
 from offchain.l2.stf import signature_ok
 from tests.l2_blocks import CTX, deposits, signed_tx
 

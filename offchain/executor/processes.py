@@ -1,0 +1,270 @@
+"""Block-STM with its execution tasks in worker processes: the state transition on every core.
+
+Under the GIL, Block-STM's threads (`blockstm.py`) only interleave. Here the execution tasks run
+in the worker pool instead, a chunk of consecutive transactions each, speculatively: a worker
+checks the chunk's signatures and executes it in order against the block's base state (read
+from the store's `leaves` table, one LMDB lookup a leaf, in any process) and the chunk's own
+writes, recording which locations it read from the base and what the chunk wrote, with credits
+to balances it never read kept blind (`apply_tx(credits=True)`), as Block-STM's deltas.
+
+The parent validates and commits in block order, as Block-STM's validation would once every
+lower transaction is final: a chunk whose base reads miss every location the chunks before it
+wrote read exactly what sequential execution would have, so its writes commit as they are (its
+blind credits added to the values below them); a chunk that read such a location is aborted and
+its next incarnation runs in the parent, where the values are known, with the signature checks
+the worker made. Validation only ever looks at final values, so no ESTIMATE markers are needed.
+
+Contention decides the rest: after a chunk fails validation, the chunks not yet sent go out as
+signature checks only and the parent executes them (the sequential pipeline, which one hot
+sender needs anyway), so that a conflicting block costs no more than that pipeline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from concurrent.futures import Executor as PoolExecutor
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from offchain.l2.codec import Tx
+from offchain.l2.stf import BlockContext, Credit, Status, Writes, apply_tx, signature_ok
+from offchain.l2.store import StateStore, StoreError, begin_read, reader_db
+
+# Transactions per task: the first small, so that the parent starts early; then each twice the
+# last up to the largest (every task costs the parent pickling and a round trip); and smaller
+# again towards the end (a quarter of what is left), so that the workers finish together.
+FIRST_CHUNK, LARGEST_CHUNK = 64, 1024
+AHEAD = 4  # tasks sent before their turn to commit: the workers never wait for the parent
+STATUSES = list(Status)
+
+
+def chunk_starts(n: int) -> list[int]:
+    """Where each task's transactions start, for a block of `n`."""
+    starts, start, size = [], 0, FIRST_CHUNK
+    while start < n:
+        starts.append(start)
+        start += size
+        size = min(2 * size, LARGEST_CHUNK, max(FIRST_CHUNK, (n - start) // 4))
+    return starts
+
+
+@dataclass
+class ChunkResult:
+    """What a worker sends back for one chunk (`statuses` None: signatures only)."""
+
+    signed: bytes  # signature_ok of each transaction, one byte each
+    statuses: bytes | None = None  # each transaction's status, one byte each
+    base_reads: set[bytes] = field(default_factory=set)  # locations read from the base state
+    written: dict[bytes, bytes | None] = field(default_factory=dict)  # the chunk's absolute writes
+    credits: dict[bytes, int] = field(default_factory=dict)  # its blind credits, summed
+    per_tx: list[Writes] | None = None  # each transaction's writes (credits as `Credit`), if asked
+    cpu_seconds: float = 0.0
+
+
+@dataclass
+class ParentProfile:
+    """Where the parent's time went in one block (seconds, wall clock)."""
+
+    send: float = 0.0  # building and submitting tasks
+    wait: float = 0.0  # waiting for a worker's result
+    validate: float = 0.0
+    merge: float = 0.0  # committing valid chunks' writes
+    execute: float = 0.0  # running aborted and unspeculated chunks
+    root: float = 0.0  # the block's state root, sent to and joined from the workers
+    aborted_chunks: int = 0
+    reexecuted: int = 0  # transactions whose incarnation in the parent counted
+
+
+# -- in the workers -----------------------------------------------------------------------------
+
+_ABSENT = object()
+
+
+def _execute_chunk(job: tuple[str, bytes, BlockContext, list[Tx], bytes | None, bool, bool]) -> ChunkResult:
+    """Checks a chunk's signatures and, with `speculate`, executes it on the base state `root`."""
+    path, root, ctx, txns, known, speculate, per_tx = job
+    started = time.process_time()
+    signed = known if known is not None else bytes(signature_ok(tx, ctx) for tx in txns)
+    result = ChunkResult(signed)
+    if speculate:
+        try:
+            _speculate(path, root, ctx, txns, signed, per_tx, result)
+        except OverflowError:  # credits past 16 bytes: only a speculative state holds them
+            result = ChunkResult(signed)  # the parent runs the chunk (and raises if it was real)
+    result.cpu_seconds = time.process_time() - started
+    return result
+
+
+def _speculate(
+    path: str, root: bytes, ctx: BlockContext, txns: list[Tx], signed: bytes, per_tx: bool, out: ChunkResult
+) -> None:
+    meta = reader_db(path, b"meta")
+    with begin_read(path, b"leaves") as txn:
+        if txn.get(b"leaves", db=meta) != root:
+            raise StoreError("the store's leaves table no longer holds the block's base state")
+        get = txn.get
+        local: dict[bytes, bytes | Credit | None] = {}  # the chunk's writes so far
+        base_reads = out.base_reads
+
+        def read(key: bytes) -> bytes | None:
+            value = local.get(key, _ABSENT)
+            if value is _ABSENT:
+                base_reads.add(key)
+                return get(key)
+            if value.__class__ is Credit:  # blind so far: its value rests on the base's
+                base_reads.add(key)
+                raw = get(key)
+                total = (int.from_bytes(raw, "big") if raw else 0) + value.amount  # type: ignore[union-attr]
+                return total.to_bytes(16, "big") if total else None
+            return value  # type: ignore[return-value]
+
+        statuses = bytearray()
+        writes_of: list[Writes] = []
+        for tx, ok in zip(txns, signed, strict=True):
+            status, writes = apply_tx(tx, ctx, read, bool(ok), credits=True)
+            statuses.append(status)
+            for key, value in writes.items():
+                if value.__class__ is Credit:
+                    current = local.get(key, _ABSENT)
+                    if current is _ABSENT:
+                        local[key] = value
+                    elif current.__class__ is Credit:
+                        local[key] = Credit(current.amount + value.amount)  # type: ignore[union-attr]
+                    else:
+                        total = (int.from_bytes(current, "big") if current else 0) + value.amount  # type: ignore[arg-type,union-attr]
+                        local[key] = total.to_bytes(16, "big") if total else None
+                else:
+                    local[key] = value
+            if per_tx:
+                writes_of.append(writes)
+    out.statuses = bytes(statuses)
+    for key, value in local.items():
+        if value.__class__ is Credit:
+            out.credits[key] = value.amount  # type: ignore[union-attr]
+        else:
+            out.written[key] = value  # type: ignore[assignment]
+    out.per_tx = writes_of if per_tx else None
+
+
+# -- in the parent ------------------------------------------------------------------------------
+
+
+@dataclass
+class ProcessBlock:
+    statuses: list[Status]
+    merged: Writes  # the block's writes, each location's last
+    writes: list[Writes] | None  # each transaction's writes in block order, when asked for
+    incarnations: int
+    profile: ParentProfile
+    worker_cpu_seconds: float
+
+
+def execute_in_processes(
+    txns: list[Tx],
+    ctx: BlockContext,
+    base: Mapping[bytes, bytes],
+    base_root: bytes,
+    store: StateStore,
+    pool: PoolExecutor,
+    known: list[bool] | None = None,
+    per_tx: bool = False,
+) -> ProcessBlock:
+    """Runs the block on `base` (the values of the state whose root is `base_root`, the store's
+    latest committed one) with execution in `pool`'s processes; the outputs of sequential
+    execution (`known`: signature checks already made, not made again)."""
+    if store.leaves_root() != base_root:
+        raise StoreError("the block's base state is not the store's latest committed one")
+    profile = ParentProfile()
+    path = str(Path(store.env.path()))
+    starts = chunk_starts(len(txns))
+    bounds = [*starts, len(txns)]
+    futures: dict[int, Future[ChunkResult]] = {}
+    contended = False
+
+    def send(chunk: int) -> None:
+        lo, hi = bounds[chunk], bounds[chunk + 1]
+        checks = None if known is None else bytes(known[lo:hi])
+        job = (path, base_root, ctx, txns[lo:hi], checks, not contended, per_tx)
+        futures[chunk] = pool.submit(_execute_chunk, job)
+
+    clock = time.perf_counter
+    mark = clock()
+    for chunk in range(min(AHEAD, len(starts))):
+        send(chunk)
+    profile.send += clock() - mark
+
+    merged: Writes = {}  # committed writes so far: the block's state over `base`
+    written: set[bytes] = set()  # the locations they cover
+    statuses: list[Status] = []
+    writes_of: list[Writes] = []
+    incarnations, worker_cpu = 0, 0.0
+    for chunk in range(len(starts)):
+        mark = clock()
+        result = futures.pop(chunk).result()
+        profile.wait += clock() - mark
+        worker_cpu += result.cpu_seconds
+        mark = clock()
+        if chunk + AHEAD < len(starts):
+            send(chunk + AHEAD)
+        profile.send += clock() - mark
+
+        lo, hi = bounds[chunk], bounds[chunk + 1]
+        if result.statuses is not None:
+            incarnations += hi - lo
+            mark = clock()
+            valid = written.isdisjoint(result.base_reads)
+            profile.validate += clock() - mark
+            if valid:
+                mark = clock()
+                statuses.extend(STATUSES[s] for s in result.statuses)
+                if per_tx:
+                    writes_of.extend(_resolve_per_tx(result.per_tx or [], merged, base))
+                else:
+                    _commit_chunk(result, merged, base)
+                written.update(result.written)
+                written.update(result.credits)
+                profile.merge += clock() - mark
+                continue
+            profile.aborted_chunks += 1
+            contended = True  # the chunks not yet sent carry signature checks only
+        mark = clock()
+        incarnations += hi - lo
+        profile.reexecuted += hi - lo
+
+        def read(key: bytes) -> bytes | None:
+            return merged[key] if key in merged else base.get(key)
+
+        for tx, ok in zip(txns[lo:hi], result.signed, strict=True):
+            status, writes = apply_tx(tx, ctx, read, bool(ok))
+            merged.update(writes)
+            written.update(writes)
+            statuses.append(status)
+            if per_tx:
+                writes_of.append(writes)
+        profile.execute += clock() - mark
+    return ProcessBlock(statuses, merged, writes_of if per_tx else None, incarnations, profile, worker_cpu)
+
+
+def _credit(merged: Writes, base: Mapping[bytes, bytes], key: bytes, amount: int) -> bytes | None:
+    current = merged[key] if key in merged else base.get(key)
+    total = (int.from_bytes(current, "big") if current else 0) + amount
+    return total.to_bytes(16, "big") if total else None  # past 16 bytes raises, as `apply_tx` does
+
+
+def _commit_chunk(result: ChunkResult, merged: Writes, base: Mapping[bytes, bytes]) -> None:
+    """A valid chunk's writes over the block's so far: its credits land on the values below."""
+    credited = {key: _credit(merged, base, key, amount) for key, amount in result.credits.items()}
+    merged.update(result.written)
+    merged.update(credited)
+
+
+def _resolve_per_tx(per_tx: list[Writes], merged: Writes, base: Mapping[bytes, bytes]) -> list[Writes]:
+    """A valid chunk's writes transaction by transaction, each credit made a value, committed."""
+    for writes in per_tx:
+        for key, value in writes.items():
+            if value.__class__ is Credit:
+                writes[key] = _credit(merged, base, key, value.amount)  # type: ignore[union-attr]
+        merged.update(writes)
+    return per_tx
