@@ -156,17 +156,40 @@ def submit_roots(
 ) -> Callable[[], list[bytes]]:
     """`parallel_roots` in two steps: this sends the subtrees to the workers at once, and the
     function it returns waits for them and joins the roots (the caller works meanwhile)."""
-    tree = store.tree
-    base = _subtrees(tree, root, depth)
-    steps: list[list[tuple[int, dict]]] = [[] for _ in base]  # per subtree: (entry, its changes there)
     shift = 8 - depth
+    steps: list[list[tuple[int, dict]]] = [[] for _ in range(1 << depth)]  # per subtree: (entry, changes)
     for index, values in enumerate(per_tx):
-        split: list[dict] = [{} for _ in base]
+        split: list[dict] = [{} for _ in steps]
         for key, value in values.items():
             split[key[0] >> shift][key] = value  # _shard, inline: a block root splits 30,000 keys
         for shard, changes in enumerate(split):
             if changes:
                 steps[shard].append((index, changes))
+    return _submit(store, root, len(per_tx), steps, pool, depth, keep_nodes)
+
+
+def submit_block_root(
+    store: StateStore, root: bytes, shards: list[dict], pool: PoolExecutor, depth: int = DEPTH
+) -> Callable[[], bytes]:
+    """The block's root from its writes already split by subtree (`shards[i]`: the writes whose
+    key's first `depth` bits are i), as `submit_roots` sends it; the new nodes are kept."""
+    if len(shards) != 1 << depth:
+        raise ValueError(f"{1 << depth} subtrees at depth {depth}, not {len(shards)}")
+    steps = [[(0, changes)] if changes else [] for changes in shards]
+    collect = _submit(store, root, 1, steps, pool, depth, True)
+    return lambda: collect()[0]
+
+
+def _submit(
+    store: StateStore,
+    root: bytes,
+    entries: int,
+    steps: list[list[tuple[int, dict]]],
+    pool: PoolExecutor,
+    depth: int,
+    keep_nodes: bool,
+) -> Callable[[], list[bytes]]:
+    base = _subtrees(store.tree, root, depth)
     path = str(Path(store.env.path()))
     jobs = {
         shard: pool.submit(
@@ -175,7 +198,7 @@ def submit_roots(
         for shard, shard_steps in enumerate(steps)
         if shard_steps
     }
-    return lambda: _collect(store, root, len(per_tx), base, steps, jobs, keep_nodes)
+    return lambda: _collect(store, root, entries, base, steps, jobs, keep_nodes)
 
 
 def _collect(

@@ -28,8 +28,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from offchain.executor.merkle import DEPTH
 from offchain.l2.codec import Tx
-from offchain.l2.stf import BlockContext, Credit, Status, Writes, apply_tx, signature_ok
+from offchain.l2.stf import BlockContext, Credit, Reader, Status, Writes, apply_tx, signature_ok
 from offchain.l2.store import StateStore, StoreError, begin_read, reader_db
 
 # Transactions per task: the first small, so that the parent starts early; then each twice the
@@ -40,25 +41,30 @@ AHEAD = 4  # tasks sent before their turn to commit: the workers never wait for 
 STATUSES = list(Status)
 
 
-def chunk_starts(n: int) -> list[int]:
+def chunk_starts(n: int, first: int = FIRST_CHUNK) -> list[int]:
     """Where each task's transactions start, for a block of `n`."""
-    starts, start, size = [], 0, FIRST_CHUNK
+    starts, start, size = [], 0, first
     while start < n:
         starts.append(start)
         start += size
-        size = min(2 * size, LARGEST_CHUNK, max(FIRST_CHUNK, (n - start) // 4))
+        size = min(2 * size, LARGEST_CHUNK, max(first, (n - start) // 4))
     return starts
 
 
 @dataclass
 class ChunkResult:
-    """What a worker sends back for one chunk (`statuses` None: signatures only)."""
+    """What a worker sends back for one chunk (`statuses` None: signatures only).
+
+    The chunk's writes come split by subtree of the state tree (`merkle.DEPTH`), as the root
+    needs them. Its read set is `reads` with the locations it wrote: a location a chunk writes
+    it has read first (a balance, a nonce) or no chunk before it can have written (a withdrawal,
+    its sender's nonce aside), so the writes need not be sent twice."""
 
     signed: bytes  # signature_ok of each transaction, one byte each
     statuses: bytes | None = None  # each transaction's status, one byte each
-    base_reads: set[bytes] = field(default_factory=set)  # locations read from the base state
-    written: dict[bytes, bytes | None] = field(default_factory=dict)  # the chunk's absolute writes
-    credits: dict[bytes, int] = field(default_factory=dict)  # its blind credits, summed
+    reads: set[bytes] = field(default_factory=set)  # base locations read and not written
+    written: list[dict[bytes, bytes | None]] = field(default_factory=list)  # absolute writes, by subtree
+    credits: list[dict[bytes, int]] = field(default_factory=list)  # blind credits summed, by subtree
     per_tx: list[Writes] | None = None  # each transaction's writes (credits as `Credit`), if asked
     cpu_seconds: float = 0.0
 
@@ -82,15 +88,17 @@ class ParentProfile:
 _ABSENT = object()
 
 
-def _execute_chunk(job: tuple[str, bytes, BlockContext, list[Tx], bytes | None, bool, bool]) -> ChunkResult:
+def _execute_chunk(
+    job: tuple[str, bytes, BlockContext, list[Tx], bytes | None, bool, bool, int],
+) -> ChunkResult:
     """Checks a chunk's signatures and, with `speculate`, executes it on the base state `root`."""
-    path, root, ctx, txns, known, speculate, per_tx = job
+    path, root, ctx, txns, known, speculate, per_tx, depth = job
     started = time.process_time()
     signed = known if known is not None else bytes(signature_ok(tx, ctx) for tx in txns)
     result = ChunkResult(signed)
     if speculate:
         try:
-            _speculate(path, root, ctx, txns, signed, per_tx, result)
+            _speculate(path, root, ctx, txns, signed, per_tx, depth, result)
         except OverflowError:  # credits past 16 bytes: only a speculative state holds them
             result = ChunkResult(signed)  # the parent runs the chunk (and raises if it was real)
     result.cpu_seconds = time.process_time() - started
@@ -98,7 +106,14 @@ def _execute_chunk(job: tuple[str, bytes, BlockContext, list[Tx], bytes | None, 
 
 
 def _speculate(
-    path: str, root: bytes, ctx: BlockContext, txns: list[Tx], signed: bytes, per_tx: bool, out: ChunkResult
+    path: str,
+    root: bytes,
+    ctx: BlockContext,
+    txns: list[Tx],
+    signed: bytes,
+    per_tx: bool,
+    depth: int,
+    out: ChunkResult,
 ) -> None:
     meta = reader_db(path, b"meta")
     with begin_read(path, b"leaves") as txn:
@@ -106,7 +121,7 @@ def _speculate(
             raise StoreError("the store's leaves table no longer holds the block's base state")
         get = txn.get
         local: dict[bytes, bytes | Credit | None] = {}  # the chunk's writes so far
-        base_reads = out.base_reads
+        base_reads: set[bytes] = set()
 
         def read(key: bytes) -> bytes | None:
             value = local.get(key, _ABSENT)
@@ -140,11 +155,16 @@ def _speculate(
             if per_tx:
                 writes_of.append(writes)
     out.statuses = bytes(statuses)
+    shift = 8 - depth
+    out.written = [{} for _ in range(1 << depth)]
+    out.credits = [{} for _ in range(1 << depth)]
     for key, value in local.items():
         if value.__class__ is Credit:
-            out.credits[key] = value.amount  # type: ignore[union-attr]
+            out.credits[key[0] >> shift][key] = value.amount  # type: ignore[union-attr]
         else:
-            out.written[key] = value  # type: ignore[assignment]
+            out.written[key[0] >> shift][key] = value  # type: ignore[assignment]
+            base_reads.discard(key)
+    out.reads = base_reads
     out.per_tx = writes_of if per_tx else None
 
 
@@ -154,11 +174,17 @@ def _speculate(
 @dataclass
 class ProcessBlock:
     statuses: list[Status]
-    merged: Writes  # the block's writes, each location's last
+    shards: list[Writes]  # the block's writes (each location's last), by subtree
     writes: list[Writes] | None  # each transaction's writes in block order, when asked for
     incarnations: int
     profile: ParentProfile
     worker_cpu_seconds: float
+
+    def merged(self) -> Writes:
+        merged: Writes = {}
+        for shard in self.shards:
+            merged.update(shard)
+        return merged
 
 
 def execute_in_processes(
@@ -170,15 +196,18 @@ def execute_in_processes(
     pool: PoolExecutor,
     known: list[bool] | None = None,
     per_tx: bool = False,
+    depth: int = DEPTH,
+    first_chunk: int = FIRST_CHUNK,
 ) -> ProcessBlock:
     """Runs the block on `base` (the values of the state whose root is `base_root`, the store's
     latest committed one) with execution in `pool`'s processes; the outputs of sequential
-    execution (`known`: signature checks already made, not made again)."""
+    execution (`known`: signature checks already made, not made again). The first task carries
+    `first_chunk` transactions, the next ones more (`chunk_starts`)."""
     if store.leaves_root() != base_root:
         raise StoreError("the block's base state is not the store's latest committed one")
     profile = ParentProfile()
     path = str(Path(store.env.path()))
-    starts = chunk_starts(len(txns))
+    starts = chunk_starts(len(txns), first_chunk)
     bounds = [*starts, len(txns)]
     futures: dict[int, Future[ChunkResult]] = {}
     contended = False
@@ -186,7 +215,7 @@ def execute_in_processes(
     def send(chunk: int) -> None:
         lo, hi = bounds[chunk], bounds[chunk + 1]
         checks = None if known is None else bytes(known[lo:hi])
-        job = (path, base_root, ctx, txns[lo:hi], checks, not contended, per_tx)
+        job = (path, base_root, ctx, txns[lo:hi], checks, not contended, per_tx, depth)
         futures[chunk] = pool.submit(_execute_chunk, job)
 
     clock = time.perf_counter
@@ -195,11 +224,17 @@ def execute_in_processes(
         send(chunk)
     profile.send += clock() - mark
 
-    merged: Writes = {}  # committed writes so far: the block's state over `base`
+    shift = 8 - depth
+    shards: list[Writes] = [{} for _ in range(1 << depth)]  # committed writes: the block over `base`
     written: set[bytes] = set()  # the locations they cover
     statuses: list[Status] = []
     writes_of: list[Writes] = []
     incarnations, worker_cpu = 0, 0.0
+
+    def read(key: bytes) -> bytes | None:
+        shard = shards[key[0] >> shift]
+        return shard[key] if key in shard else base.get(key)
+
     for chunk in range(len(starts)):
         mark = clock()
         result = futures.pop(chunk).result()
@@ -214,17 +249,19 @@ def execute_in_processes(
         if result.statuses is not None:
             incarnations += hi - lo
             mark = clock()
-            valid = written.isdisjoint(result.base_reads)
+            valid = written.isdisjoint(result.reads) and all(
+                written.isdisjoint(shard) for shard in result.written
+            )
             profile.validate += clock() - mark
             if valid:
                 mark = clock()
                 statuses.extend(STATUSES[s] for s in result.statuses)
                 if per_tx:
-                    writes_of.extend(_resolve_per_tx(result.per_tx or [], merged, base))
+                    writes_of.extend(_resolve_per_tx(result.per_tx or [], read, shards, shift))
                 else:
-                    _commit_chunk(result, merged, base)
-                written.update(result.written)
-                written.update(result.credits)
+                    _commit_chunk(result, read, shards)
+                for part in (*result.written, *result.credits):
+                    written.update(part)
                 profile.merge += clock() - mark
                 continue
             profile.aborted_chunks += 1
@@ -232,39 +269,40 @@ def execute_in_processes(
         mark = clock()
         incarnations += hi - lo
         profile.reexecuted += hi - lo
-
-        def read(key: bytes) -> bytes | None:
-            return merged[key] if key in merged else base.get(key)
-
         for tx, ok in zip(txns[lo:hi], result.signed, strict=True):
             status, writes = apply_tx(tx, ctx, read, bool(ok))
-            merged.update(writes)
+            for key, value in writes.items():
+                shards[key[0] >> shift][key] = value
             written.update(writes)
             statuses.append(status)
             if per_tx:
                 writes_of.append(writes)
         profile.execute += clock() - mark
-    return ProcessBlock(statuses, merged, writes_of if per_tx else None, incarnations, profile, worker_cpu)
+    return ProcessBlock(statuses, shards, writes_of if per_tx else None, incarnations, profile, worker_cpu)
 
 
-def _credit(merged: Writes, base: Mapping[bytes, bytes], key: bytes, amount: int) -> bytes | None:
-    current = merged[key] if key in merged else base.get(key)
+def _credit(read: Reader, key: bytes, amount: int) -> bytes | None:
+    current = read(key)
     total = (int.from_bytes(current, "big") if current else 0) + amount
     return total.to_bytes(16, "big") if total else None  # past 16 bytes raises, as `apply_tx` does
 
 
-def _commit_chunk(result: ChunkResult, merged: Writes, base: Mapping[bytes, bytes]) -> None:
+def _commit_chunk(result: ChunkResult, read: Reader, shards: list[Writes]) -> None:
     """A valid chunk's writes over the block's so far: its credits land on the values below."""
-    credited = {key: _credit(merged, base, key, amount) for key, amount in result.credits.items()}
-    merged.update(result.written)
-    merged.update(credited)
+    for shard, written, credits in zip(shards, result.written, result.credits, strict=True):
+        if credits:
+            credited = {key: _credit(read, key, amount) for key, amount in credits.items()}
+            shard.update(written)
+            shard.update(credited)
+        else:
+            shard.update(written)
 
 
-def _resolve_per_tx(per_tx: list[Writes], merged: Writes, base: Mapping[bytes, bytes]) -> list[Writes]:
+def _resolve_per_tx(per_tx: list[Writes], read: Reader, shards: list[Writes], shift: int) -> list[Writes]:
     """A valid chunk's writes transaction by transaction, each credit made a value, committed."""
     for writes in per_tx:
         for key, value in writes.items():
             if value.__class__ is Credit:
-                writes[key] = _credit(merged, base, key, value.amount)  # type: ignore[union-attr]
-        merged.update(writes)
+                value = writes[key] = _credit(read, key, value.amount)  # type: ignore[union-attr]
+            shards[key[0] >> shift][key] = value
     return per_tx

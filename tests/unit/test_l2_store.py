@@ -162,3 +162,42 @@ def test_a_block_not_built_on_the_last_one__is_refused(tmp_path):
     assert store.latest() == 2 and store.root_at(2) == roots[2]
     store.commit(3, apply_block(store.state_at(), CTX, [_transfer(1, 2)]).state)
     assert _amount(store.read(3, balance_key(BOB, TOKEN))) == 51
+
+
+def _leaves(store: StateStore) -> dict[bytes, bytes]:
+    with store.env.begin(db=store.leaves) as txn:
+        return {bytes(key): bytes(value) for key, value in txn.cursor()}
+
+
+def test_leaves_table__holds_the_latest_state_block_after_block(tmp_path):
+    store = StateStore(tmp_path)
+    roots = _three_blocks(store)
+    assert _leaves(store) == store.state_at().values
+    assert store.leaves_root() == roots[-1]
+    drained = apply_block(store.state_at(), CTX, [_transfer(50, 2)]).state  # Alice's balance leaf goes
+    store.commit(3, drained)
+    assert balance_key(ALICE.address, TOKEN) not in _leaves(store)
+    assert _leaves(store) == drained.values and store.leaves_root() == drained.root
+
+
+def test_leaves_table__is_rewritten_for_a_state_not_made_in_one_step(tmp_path):
+    store = StateStore(tmp_path)
+    _three_blocks(store)
+    state = store.state_at()
+    twice = apply_block(apply_block(state, CTX, [_transfer(5, 2)]).state, CTX, [_transfer(5, 3)]).state
+    twice.parent, twice.changes = state.root, None  # as a caller that built it by hand would
+    store.commit(3, twice)
+    assert _leaves(store) == twice.values == store.state_at().values
+
+
+def test_store_from_before_the_leaves_table__fills_it_on_opening(tmp_path):
+    store = StateStore(tmp_path)
+    _three_blocks(store)
+    expected = store.state_at().values
+    with store.env.begin(write=True) as txn:
+        txn.drop(store.leaves, delete=False)
+        txn.delete(b"leaves", db=store.meta)
+    store.close()
+    reopened = StateStore(tmp_path)
+    assert _leaves(reopened) == expected
+    assert reopened.leaves_root() == reopened.root_at(2)
