@@ -10,11 +10,15 @@ state root, interleaved round by round so that a slow spell hits them all:
 - single: sequential execution in one process, no workers;
 - pooled: sequential execution with the worker pool checking the signatures meanwhile and
   computing the root (one subtree each): the strongest pipeline without parallel execution;
-- processes: Block-STM with its execution tasks in the same pool (`executor/processes.py`).
+- processes: Block-STM with its execution tasks in the same pool (`executor/processes.py`),
+  as run by default: a chunk goes to the workers to execute when the parent has fallen behind
+  them ("chunks in workers" counts them), else the parent executes it;
+- speculative: the same with every chunk executed in the workers (speculation="always"), what
+  the executor does once there are cores enough for the workers to outrun the parent.
 Goals on a 2-core machine (issue 15): processes at least 1.0 x pooled at every level, and at
 least 95 % of the 2-core limit (half the single-process time) with no contention.
 
-Also printed: the parent's profile for the processes executor (send, wait, validate, merge,
+Also printed, for the speculative runs: the parent's profile (send, wait, validate, merge,
 execute, root; ms per block), and an Amdahl projection past two cores from the CPU time that
 stays serial (the parent process's, `time.process_time`) and the workers' (from /proc), per
 transaction: speedup(N) = single-process time / (serial + parallel / N). It assumes the work
@@ -53,7 +57,7 @@ from offchain.l2.store import StateStore
 REPORT = Path(__file__).resolve().parents[1] / "reports" / "bench" / "blockstm.json"
 CHAIN, INBOX, TOKEN = 424_242, "0x" + "1b" * 20, "0x" + "0a" * 20
 CTX = BlockContext(chain_id=CHAIN, inbox=INBOX, timestamp=1_000, sequencer="0x" + "5e" * 20)
-EXECUTORS = ("single", "pooled", "processes")
+EXECUTORS = ("single", "pooled", "processes", "speculative")
 CORES = (2, 4, 8, 16, 32)
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -129,7 +133,16 @@ def main() -> None:
                 executed = run_block(genesis, CTX, txs, "sequential")
             else:
                 kind = "sequential" if executor == "pooled" else "processes"
-                executed = run_block(genesis, CTX, txs, kind, pool=pool, store=store)  # type: ignore[arg-type]
+                speculation = "always" if executor == "speculative" else "auto"
+                executed = run_block(
+                    genesis,
+                    CTX,
+                    txs,
+                    kind,
+                    pool=pool,
+                    store=store,
+                    speculation=speculation,  # type: ignore[arg-type]
+                )
             return time.perf_counter() - started, executed
 
         with Progress(console=console, transient=True) as progress:
@@ -137,15 +150,20 @@ def main() -> None:
             for level, txs in blocks.items():
                 expected = expected_of[level]
                 seconds: dict[str, list[float]] = {name: [] for name in EXECUTORS}
-                serial, parallel, profiles = [], [], []
+                serial, parallel, profiles, auto = [], [], [], []
                 for _ in range(options.rounds):
                     for name in EXECUTORS:
                         cpu, workers = time.process_time(), _workers_cpu(pool)
                         took, executed = run(name, txs)
-                        if (executed.state.root, executed.statuses) != (expected.state.root, expected.statuses):
+                        if (executed.state.root, executed.statuses) != (
+                            expected.state.root,
+                            expected.statuses,
+                        ):
                             raise SystemExit(f"{name} diverged from stf.apply_block at {level}")
                         seconds[name].append(took)
                         if name == "processes":
+                            auto.append(executed.profile)
+                        if name == "speculative":
                             serial.append(time.process_time() - cpu)
                             parallel.append(_workers_cpu(pool) - workers)
                             profiles.append(executed.profile)
@@ -171,6 +189,7 @@ def main() -> None:
                         },
                         "aborted_chunks": profiles[-1].aborted_chunks,
                         "reexecuted": profiles[-1].reexecuted,
+                        "speculated_chunks_auto": statistics.median(q.speculated_chunks for q in auto),
                         "serial_us_per_tx": 1e6 * s,
                         "parallel_us_per_tx": 1e6 * p,
                         "single_us_per_tx": 1e6 * single / n,
@@ -179,16 +198,20 @@ def main() -> None:
                 )
         store.close()
 
-    table = Table(title=f"Blocks of {n:,} transfers: tx/s, and ratios as median (min-max) of {options.rounds} rounds")
+    table = Table(
+        title=f"Blocks of {n:,} transfers: tx/s, and ratios as median (min-max) of {options.rounds} rounds"
+    )
     for column in (
         "contention",
         "single tx/s",
         "pooled tx/s",
         "processes tx/s",
+        "speculative tx/s",
         "processes / pooled",
         "processes / single",
         "pooled / single",
-        "re-executed",
+        "chunks in workers",
+        "speculative: re-executed",
     ):
         table.add_column(column, justify="left" if column == "contention" else "right")
     for row in rows:
@@ -199,11 +222,15 @@ def main() -> None:
             _spread(row["processes_over_pooled"]),
             _spread(row["processes_over_single"]),
             _spread(row["pooled_over_single"]),
-            f"{row['reexecuted']:,} ({row['aborted_chunks']} chunks)",
+            f"{row['speculated_chunks_auto']:.0f}",
+            f"{row['reexecuted']:,} ({row['aborted_chunks']} aborted)",
         )
     console.print(table)
 
-    profile = Table(title="The processes executor: the parent's time (ms per block) and the projection past 2 cores")
+    profile = Table(
+        title="Every chunk executed in the workers (speculative): the parent's time (ms per block), "
+        "and the projection past 2 cores"
+    )
     for column in (
         "contention",
         "send",
@@ -239,9 +266,7 @@ def main() -> None:
     )
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(
-        json.dumps(
-            {"txs": n, "workers": options.workers, "rounds": options.rounds, "rows": rows}, indent=2
-        )
+        json.dumps({"txs": n, "workers": options.workers, "rounds": options.rounds, "rows": rows}, indent=2)
         + "\n"
     )
     console.print(f"JSON report: {REPORT}")

@@ -25,7 +25,7 @@ from typing import Literal
 
 from offchain.executor.blockstm import BlockStats, Signed, execute_parallel, execute_sequential
 from offchain.executor.merkle import parallel_roots, submit_block_root, submit_roots
-from offchain.executor.processes import ParentProfile, chunk_starts, execute_in_processes
+from offchain.executor.processes import ParentProfile, Speculation, chunk_starts, execute_in_processes
 from offchain.hashing import keccak
 from offchain.l2.codec import Tx
 from offchain.l2.stf import BlockContext, State, Status, Writes, signature_ok
@@ -85,6 +85,7 @@ def run_block(
     sequential_below: int = SEQUENTIAL_BELOW,
     store: StateStore | None = None,
     signed: list[bool] | None = None,
+    speculation: Speculation = "auto",
 ) -> ExecutedBlock:
     """Executes `txns` on `state`: the state, statuses and (with `trace`) roots of `stf.apply_block`.
 
@@ -92,12 +93,15 @@ def run_block(
     `state` was read from, its last block committed), the roots are computed there as well. The
     "processes" executor needs both. `signed` is `signature_ok` of each transaction when the
     caller checked them already (a sequencer, at admission); they are not checked again. Blocks
-    under `sequential_below` transactions run sequentially whatever the executor.
+    under `sequential_below` transactions run sequentially whatever the executor. `speculation`
+    says when "processes" has the workers execute a chunk (`processes.py`).
     """
     collecting = gc.isenabled()
     gc.disable()  # a block allocates hundreds of thousands of objects, and each full collection
     try:  # would walk the whole state; a block makes no cycles that need collecting meanwhile
-        return _run(state, ctx, txns, executor, threads, pool, trace, sequential_below, store, signed)
+        return _run(
+            state, ctx, txns, executor, threads, pool, trace, sequential_below, store, signed, speculation
+        )
     finally:
         if collecting:
             gc.enable()
@@ -114,6 +118,7 @@ def _run(
     sequential_below: int,
     store: StateStore | None,
     known: list[bool] | None,
+    speculation: Speculation,
 ) -> ExecutedBlock:
     if known is not None and len(known) != len(txns):
         raise ValueError("one signature check per transaction")
@@ -126,7 +131,9 @@ def _run(
     started = time.perf_counter()
     if executor == "processes" and not small:
         assert pool is not None and store is not None
-        block = execute_in_processes(txns, ctx, state.values, state.root, store, pool, known, per_tx=trace)
+        block = execute_in_processes(
+            txns, ctx, state.values, state.root, store, pool, known, per_tx=trace, speculation=speculation
+        )
         statuses, writes, profile = block.statuses, block.writes, block.profile
         stats = BlockStats(
             len(txns), block.incarnations, profile.aborted_chunks, 0, time.perf_counter() - started

@@ -49,6 +49,7 @@ SubRoot = tuple[bytes, bool]  # a subtree's root hash, and whether it is a singl
 
 # -- in the workers -----------------------------------------------------------------------------
 
+
 class _WorkerNodes:
     """Committed nodes from LMDB (one read transaction) under the nodes this task creates."""
 

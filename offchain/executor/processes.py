@@ -14,9 +14,14 @@ blind credits added to the values below them); a chunk that read such a location
 its next incarnation runs in the parent, where the values are known, with the signature checks
 the worker made. Validation only ever looks at final values, so no ESTIMATE markers are needed.
 
-Contention decides the rest: after a chunk fails validation, the chunks not yet sent go out as
-signature checks only and the parent executes them (the sequential pipeline, which one hot
-sender needs anyway), so that a conflicting block costs no more than that pipeline.
+When to speculate (`Speculation`): a speculated chunk costs its worker the execution and both
+sides the shipping of its writes, which is more than the parent spends executing it (a transfer
+is a few microseconds of Python; its signature, ten times that). So by default ("auto") a chunk
+is speculated only when the parent has fallen behind the workers (a later chunk's result is
+already waiting when it is sent): with two cores the workers' signature checks are the
+bottleneck and the parent executes, as the sequential pipeline does; with more, the workers
+outrun the parent and take the execution over. After a chunk fails validation, the chunks not
+yet sent go out as signature checks only (one hot sender makes every chunk conflict).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from concurrent.futures import Executor as PoolExecutor
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from offchain.executor.merkle import DEPTH
 from offchain.l2.codec import Tx
@@ -38,6 +44,7 @@ from offchain.l2.store import StateStore, StoreError, begin_read, reader_db
 # again towards the end (a quarter of what is left), so that the workers finish together.
 FIRST_CHUNK, LARGEST_CHUNK = 64, 1024
 AHEAD = 4  # tasks sent before their turn to commit: the workers never wait for the parent
+Speculation = Literal["auto", "always", "never"]
 STATUSES = list(Status)
 
 
@@ -78,6 +85,7 @@ class ParentProfile:
     validate: float = 0.0
     merge: float = 0.0  # committing valid chunks' writes
     execute: float = 0.0  # running aborted and unspeculated chunks
+    speculated_chunks: int = 0  # chunks sent to be executed in a worker
     root: float = 0.0  # the block's state root, sent to and joined from the workers
     aborted_chunks: int = 0
     reexecuted: int = 0  # transactions whose incarnation in the parent counted
@@ -198,11 +206,15 @@ def execute_in_processes(
     per_tx: bool = False,
     depth: int = DEPTH,
     first_chunk: int = FIRST_CHUNK,
+    speculation: Speculation = "auto",
 ) -> ProcessBlock:
     """Runs the block on `base` (the values of the state whose root is `base_root`, the store's
     latest committed one) with execution in `pool`'s processes; the outputs of sequential
     execution (`known`: signature checks already made, not made again). The first task carries
-    `first_chunk` transactions, the next ones more (`chunk_starts`)."""
+    `first_chunk` transactions, the next ones more (`chunk_starts`); `speculation` says which
+    chunks the workers execute (see the module's docstring)."""
+    if speculation not in ("auto", "always", "never"):
+        raise ValueError(f"no speculation {speculation!r}: auto, always or never")
     if store.leaves_root() != base_root:
         raise StoreError("the block's base state is not the store's latest committed one")
     profile = ParentProfile()
@@ -215,7 +227,12 @@ def execute_in_processes(
     def send(chunk: int) -> None:
         lo, hi = bounds[chunk], bounds[chunk + 1]
         checks = None if known is None else bytes(known[lo:hi])
-        job = (path, base_root, ctx, txns[lo:hi], checks, not contended, per_tx, depth)
+        behind = speculation == "always" or (
+            speculation == "auto" and any(future.done() for future in futures.values())
+        )
+        speculate = behind and not contended
+        profile.speculated_chunks += speculate
+        job = (path, base_root, ctx, txns[lo:hi], checks, speculate, per_tx, depth)
         futures[chunk] = pool.submit(_execute_chunk, job)
 
     clock = time.perf_counter

@@ -19,6 +19,7 @@ from tests.property.test_blockstm import SPREAD, blocks, contention_free_blocks
 pytestmark = pytest.mark.fuzzing
 QUIET = [HealthCheck.function_scoped_fixture]
 CHUNKS = st.sampled_from([1, 2, 3, 5, 64])  # transactions in the first task
+SPECULATION = st.sampled_from(["always", "always", "auto", "never"])
 
 
 @pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda n: f"{n}-processes")
@@ -43,11 +44,13 @@ def genesis(store):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=QUIET)
-@given(txs=blocks(), first=CHUNKS, prechecked=st.booleans())
-def test_processes__equal_sequential_chunk_by_chunk(store, genesis, pool, txs, first, prechecked):
+@given(txs=blocks(), first=CHUNKS, prechecked=st.booleans(), speculation=SPECULATION)
+def test_processes__equal_sequential_chunk_by_chunk(
+    store, genesis, pool, txs, first, prechecked, speculation
+):
     expected = apply_block(genesis, CTX, txs)
     known = [signature_ok(tx, CTX) for tx in txs] if prechecked else None
-    run = dict(known=known, first_chunk=first)
+    run = dict(known=known, first_chunk=first, speculation=speculation)
     got = execute_in_processes(txs, CTX, genesis.values, genesis.root, store, pool, per_tx=True, **run)
     assert got.statuses == expected.statuses
     assert got.incarnations >= len(txs)
@@ -65,8 +68,22 @@ def test_run_block_with_processes__equals_sequential(store, genesis, pool, txs):
     txs = txs * 3  # long enough for more than one task
     expected = apply_block(genesis, CTX, txs)
     store.discard()  # the nodes the reference built: the state must be the store's committed one
-    got = run_block(genesis, CTX, txs, "processes", pool=pool, store=store, trace=True, sequential_below=0)
-    assert (got.statuses, got.roots, got.state.root) == (expected.statuses, expected.roots, expected.state.root)
+    got = run_block(
+        genesis,
+        CTX,
+        txs,
+        "processes",
+        pool=pool,
+        store=store,
+        trace=True,
+        sequential_below=0,
+        speculation="always",
+    )
+    assert (got.statuses, got.roots, got.state.root) == (
+        expected.statuses,
+        expected.roots,
+        expected.state.root,
+    )
     assert got.state.values == expected.state.values
     store.discard()
     untraced = run_block(genesis, CTX, txs, "processes", pool=pool, store=store, sequential_below=0)
@@ -78,7 +95,8 @@ def test_run_block_with_processes__equals_sequential(store, genesis, pool, txs):
 def test_processes_without_contention__execute_each_transaction_once_in_the_workers(
     store, genesis, pool, txs, first
 ):
-    got = execute_in_processes(txs, CTX, genesis.values, genesis.root, store, pool, first_chunk=first)
+    run = dict(first_chunk=first, speculation="always")
+    got = execute_in_processes(txs, CTX, genesis.values, genesis.root, store, pool, **run)
     assert (got.incarnations, got.profile.aborted_chunks, got.profile.reexecuted) == (len(txs), 0, 0)
     assert got.statuses == apply_block(genesis, CTX, txs).statuses
 
@@ -88,11 +106,24 @@ def test_one_hot_sender__aborts_then_stops_speculating(store, genesis, pool):
     chunks sent after that carry signature checks only (run once, in the parent)."""
     txs = [signed_tx("transfer", 0, 8 + i % 8, 1, i, fee=0) for i in range(40)]
     expected = apply_block(genesis, CTX, txs)
-    got = execute_in_processes(txs, CTX, genesis.values, genesis.root, store, pool, first_chunk=1)
+    got = execute_in_processes(
+        txs, CTX, genesis.values, genesis.root, store, pool, first_chunk=1, speculation="always"
+    )
     assert got.statuses == expected.statuses
     assert got.profile.aborted_chunks >= 1
     assert got.profile.reexecuted == len(txs) - 1  # all but the first chunk's one transaction
     assert got.incarnations < 2 * len(txs)  # unspeculated chunks run once
+
+
+def test_never_speculating__runs_every_chunk_in_the_parent(store, genesis, pool):
+    txs = [signed_tx("transfer", 8 + i, 9 + i, 1, 0, fee=0) for i in range(0, 30, 2)]
+    got = execute_in_processes(
+        txs, CTX, genesis.values, genesis.root, store, pool, first_chunk=2, speculation="never"
+    )
+    assert (got.profile.speculated_chunks, got.profile.reexecuted) == (0, len(txs))
+    assert got.statuses == apply_block(genesis, CTX, txs).statuses
+    with pytest.raises(ValueError, match="no speculation 'sometimes'"):
+        execute_in_processes(txs, CTX, genesis.values, genesis.root, store, pool, speculation="sometimes")  # type: ignore[arg-type]
 
 
 def test_processes__refuse_a_state_that_is_not_the_stores_latest(store, genesis, pool):
