@@ -24,7 +24,7 @@ from itertools import pairwise
 from typing import Literal
 
 from offchain.executor.blockstm import BlockStats, Signed, execute_parallel, execute_sequential
-from offchain.executor.merkle import parallel_roots, submit_block_root, submit_roots
+from offchain.executor.merkle import BLOCK_DEPTH, parallel_roots, submit_block_root, submit_roots
 from offchain.executor.processes import ParentProfile, Speculation, chunk_starts, execute_in_processes
 from offchain.hashing import keccak
 from offchain.l2.codec import Tx
@@ -163,7 +163,7 @@ def _run(
     try:
         if in_store:
             assert pool is not None and store is not None
-            block_root = submit_roots(store, state.root, [merged], pool)
+            block_root = submit_roots(store, state.root, [merged], pool, BLOCK_DEPTH)
             new_state = state.merged(merged, state.root)  # while the workers hash: the root comes next
             new_state.root = block_root()[0]
             roots = parallel_roots(store, state.root, writes, pool, keep_nodes=False) if trace else None

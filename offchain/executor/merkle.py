@@ -34,7 +34,11 @@ from offchain.l2.smt import (
 )
 from offchain.l2.store import StateStore, begin_read, pack_nodes
 
-DEPTH = 3  # 8 subtrees: 2 workers stay busy when the changes spread unevenly
+# A block's root splits into 32 subtrees: the workers finish within a small subtree of each other
+# (with 8, one often idled for half of one at the end). A trace joins the subtree roots after
+# every transaction, 2^depth - 1 hashes each time, so it splits into 8.
+BLOCK_DEPTH = 5
+TRACE_DEPTH = 3
 
 
 def worker_pool(workers: int = 2) -> ProcessPoolExecutor:
@@ -137,7 +141,7 @@ def parallel_roots(
     root: bytes,
     per_tx: list[Values],
     pool: PoolExecutor,
-    depth: int = DEPTH,
+    depth: int = TRACE_DEPTH,
     keep_nodes: bool = True,
 ) -> list[bytes]:
     """The root after each entry of `per_tx` applied in turn to `root`, whose nodes are committed
@@ -152,7 +156,7 @@ def submit_roots(
     root: bytes,
     per_tx: list[Values],
     pool: PoolExecutor,
-    depth: int = DEPTH,
+    depth: int = TRACE_DEPTH,
     keep_nodes: bool = True,
 ) -> Callable[[], list[bytes]]:
     """`parallel_roots` in two steps: this sends the subtrees to the workers at once, and the
@@ -170,7 +174,7 @@ def submit_roots(
 
 
 def submit_block_root(
-    store: StateStore, root: bytes, shards: list[dict], pool: PoolExecutor, depth: int = DEPTH
+    store: StateStore, root: bytes, shards: list[dict], pool: PoolExecutor, depth: int = BLOCK_DEPTH
 ) -> Callable[[], bytes]:
     """The block's root from its writes already split by subtree (`shards[i]`: the writes whose
     key's first `depth` bits are i), as `submit_roots` sends it; the new nodes are kept."""

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from offchain.executor.merkle import DEPTH
+from offchain.executor.merkle import BLOCK_DEPTH
 from offchain.l2.codec import Tx
 from offchain.l2.stf import BlockContext, Credit, Reader, Status, Writes, apply_tx, signature_ok
 from offchain.l2.store import StateStore, StoreError, begin_read, reader_db
@@ -62,7 +62,7 @@ def chunk_starts(n: int, first: int = FIRST_CHUNK) -> list[int]:
 class ChunkResult:
     """What a worker sends back for one chunk (`statuses` None: signatures only).
 
-    The chunk's writes come split by subtree of the state tree (`merkle.DEPTH`), as the root
+    The chunk's writes come split by subtree of the state tree (`merkle.BLOCK_DEPTH`), as the root
     needs them. Its read set is `reads` with the locations it wrote: a location a chunk writes
     it has read first (a balance, a nonce) or no chunk before it can have written (a withdrawal,
     its sender's nonce aside), so the writes need not be sent twice."""
@@ -204,7 +204,7 @@ def execute_in_processes(
     pool: PoolExecutor,
     known: list[bool] | None = None,
     per_tx: bool = False,
-    depth: int = DEPTH,
+    depth: int = BLOCK_DEPTH,
     first_chunk: int = FIRST_CHUNK,
     speculation: Speculation = "auto",
 ) -> ProcessBlock:
