@@ -53,6 +53,7 @@ from offchain.rollup.factory import RollupFactory
 from offchain.rollup.params import RollupParams
 from offchain.rollup.sequencer_set import SequencerSet
 from offchain.sequencer.api import create_app as sequencer_app
+from offchain.sequencer.confirmation import tx_hash
 from offchain.sequencer.core import Sequencer
 from offchain.sequencer.faults import Fault
 from offchain.sequencer.service import Schedule, SequencerService
@@ -126,6 +127,7 @@ class Bootstrap:
         self.report: RunReport | None = None
         self.extra_l2_payments = 0  # paid while waiting for the liar's slot (not in the L2 figures)
         self.extra_deposits = 0  # deposited in the liar's slot, for a fault that skips one
+        self.resent = 0  # withdrawals sent again after a leader dropped them
         # The services' own data (the facilitator's records, the node's LMDB) belong to this
         # chain only: a fresh folder each run, gone with it.
         self._data = tempfile.TemporaryDirectory(prefix="agentl2-bootstrap-")
@@ -575,6 +577,7 @@ class Bootstrap:
     def _withdraw_and_finalize(self) -> None:
         assert self.devnet is not None
         self.withdrawals: dict[str, tuple[int, int]] = {}  # consumer -> (nonce, amount)
+        records: dict[str, bytes] = {}
         for consumer in self.consumers:
             balance = self.node.balance(consumer.address, self.token.address)
             nonce = self.node.nonce(consumer.address)
@@ -584,11 +587,17 @@ class Bootstrap:
             record = encode(Withdraw(*fields, sign(consumer.key, digest)))
             self._submit_l2(record)
             self.withdrawals[consumer.name] = (nonce, amount)
-        _wait(
-            lambda: all(self.node.nonce(c.address) > self.withdrawals[c.name][0] for c in self.consumers),
-            120,
-            "the withdrawals in a posted batch",
-        )
+            records[consumer.name] = record
+
+        def withdrawn() -> bool:
+            waiting = [c for c in self.consumers if self.node.nonce(c.address) <= self.withdrawals[c.name][0]]
+            for consumer in waiting:  # a leader whose slot passed unposted dropped it: send it again
+                if self._dropped(records[consumer.name]):
+                    self._submit_l2(records[consumer.name])
+                    self.resent += 1
+            return not waiting
+
+        _wait(withdrawn, 120, "the withdrawals in a posted batch")
 
         def all_claimed() -> bool:
             synced, batches = self.node.synced, self.inbox.count("batchCount")
@@ -611,8 +620,19 @@ class Bootstrap:
             leaf, proof = derivation.withdrawal_proof(final - 1, consumer.address, nonce)
             self.devnet.call(self.inbox.finalize_withdrawal, consumer.account, final - 1, leaf, proof)
         self.say(
-            "withdrawn", f"{len(self.consumers)} consumers proved their withdrawals against batch {final - 1}"
+            "withdrawn",
+            f"{len(self.consumers)} consumers proved their withdrawals against batch {final - 1}"
+            + (f" ({self.resent} sent again after a leader dropped them)" if self.resent else ""),
         )
+
+    def _dropped(self, record: bytes) -> bool:
+        """Whether no sequencer holds `record` but as dropped (its slot passed unposted)."""
+        path = f"/v1/transactions/0x{tx_hash(record).hex()}"
+        for url in self.apis.values():
+            answer = httpx.get(url + path, timeout=10)
+            if answer.status_code == 200 and answer.json()["stage"] != "dropped":
+                return False
+        return True
 
     def _submit_l2(self, record: bytes) -> None:
         """Sends an L2 transaction to whichever sequencer leads (each names the leader)."""
@@ -622,7 +642,7 @@ class Bootstrap:
                 answer = httpx.post(
                     f"{url}/v1/transactions", json={"record": "0x" + record.hex()}, timeout=10
                 )
-                if answer.status_code == 200:
+                if answer.status_code in (200, 409):  # 409: that leader confirmed it already
                     return
                 if answer.status_code not in (503, 400):
                     raise RuntimeError(f"the sequencer refused a withdrawal: {answer.text}")
