@@ -128,6 +128,7 @@ class Bootstrap:
         self.extra_l2_payments = 0  # paid while waiting for the liar's slot (not in the L2 figures)
         self.extra_deposits = 0  # deposited in the liar's slot, for a fault that skips one
         self.resent = 0  # withdrawals sent again after a leader dropped them
+        self.l2_payments: set[str] = set()  # the L2 hashes of every x402 payment on the L2
         # The services' own data (the facilitator's records, the node's LMDB) belong to this
         # chain only: a fresh folder each run, gone with it.
         self._data = tempfile.TemporaryDirectory(prefix="agentl2-bootstrap-")
@@ -414,10 +415,10 @@ class Bootstrap:
     # -- 4. the services offer the L2; consumers deposit ---------------------------------------
 
     def _go_live(self) -> None:
-        settlement = SequencerSettlement(
+        self.l2_settlement = SequencerSettlement(
             self.facilitator.store, self.o.chain_id, list(self.apis.values()), [self.token.address]
         )
-        self.facilitator.add_network(settlement)
+        self.facilitator.add_network(self.l2_settlement)
         l2_domain = token_domain(self.o.chain_id, self.token.address)
         for service in self.services:
             kind = service.name.removesuffix("-agent")
@@ -448,6 +449,7 @@ class Bootstrap:
             raise RuntimeError("a consumer paid on L1 although the L2 was offered at the same price")
         seconds = self._phase_seconds
         hashes = {tx for _, tx, _ in results}
+        self.l2_payments |= hashes
         _wait(lambda: self._posted(hashes), 120, "every L2 payment posted in a batch")
         batches = [b for b in self.inbox.batches(first_block) if b.l1_block > first_block]
         gas = sum(self.w3.eth.get_transaction_receipt(b.txn_hash)["gasUsed"] for b in batches)
@@ -459,13 +461,13 @@ class Bootstrap:
         return figures
 
     def _posted(self, hashes: set[str]) -> bool:
-        """Whether every confirmed payment is in a posted batch; raises if one was dropped (a
-        slot passed with it unposted: a broken promise this run must not hide)."""
-        posted = {h for core in self.cores.values() for h in core.posted}
-        dropped = {h for core in self.cores.values() for h in core.dropped} & hashes - posted
-        if dropped:
-            raise RuntimeError(f"{len(dropped)} soft-confirmed payments were dropped unposted")
-        return hashes <= posted
+        """Whether every confirmed payment is in a posted batch (one dropped with its slot is
+        sent again by the facilitator); raises if one could not be: a broken promise this run
+        must not hide."""
+        broken = set(self.l2_settlement.broken) & hashes
+        if broken:
+            raise RuntimeError(f"{len(broken)} soft-confirmed payments were dropped and refused again")
+        return hashes <= {h for core in self.cores.values() for h in core.posted}
 
     # -- 6. the liar is caught ------------------------------------------------------------------
 
@@ -554,6 +556,7 @@ class Bootstrap:
         else:
             paid = self._payments(self.consumers[:1], rollups=[self.o.chain_id], count=1)
             self.extra_l2_payments += len(paid)
+            self.l2_payments |= {tx for _, tx, _ in paid}
 
     def _moves(self, first_block: int) -> list[Move]:
         by_address = {a.address: a.name for a in self.agents}
@@ -576,6 +579,8 @@ class Bootstrap:
 
     def _withdraw_and_finalize(self) -> None:
         assert self.devnet is not None
+        # A payment the liar confirmed and dropped when it was ejected, sent again: posted first.
+        _wait(lambda: self._posted(self.l2_payments), 120, "every L2 payment posted in a batch")
         self.withdrawals: dict[str, tuple[int, int]] = {}  # consumer -> (nonce, amount)
         records: dict[str, bytes] = {}
         for consumer in self.consumers:
@@ -719,6 +724,7 @@ class Bootstrap:
             and l2_income == (l2_payments + self.extra_l2_payments) * PRICE
         )
         self.report.extra_l2_payments = self.extra_l2_payments
+        self.report.payments_resent = self.l2_settlement.resent
         self.report.batches_posted = self.inbox.count("batchCount")
         self.report.batches_final = self.inbox.count("finalizedCount")
         self.report.node_agrees = all(

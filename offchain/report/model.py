@@ -80,6 +80,7 @@ class RunReport(BaseModel):
     conservation: Conservation | None = None
     payments_settled_once: bool = False  # each network's services earned price x payments, exactly
     extra_l2_payments: int = 0  # paid on the L2 while waiting for the liar's slot (not in `l2`)
+    payments_resent: int = 0  # soft-confirmed, dropped with their slot, sent again by the facilitator
     batches_posted: int = 0
     batches_final: int = 0
     node_agrees: bool = False

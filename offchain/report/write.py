@@ -117,7 +117,12 @@ def markdown(report: RunReport, charts: list[str]) -> str:
             "",
             f"- Deposits {c.deposits / USD:.2f} AUSD = L2 balances {c.l2_balances / USD:.2f} + withdrawals "
             f"{c.withdrawals / USD:.2f}: {'holds' if c.holds else 'DOES NOT HOLD'}.",
-            f"- Every payment settled once: {'yes' if report.payments_settled_once else 'NO'}.",
+            f"- Every payment settled once: {'yes' if report.payments_settled_once else 'NO'}"
+            + (
+                f" ({report.payments_resent} dropped with a leader's slot and sent again by the facilitator)."
+                if report.payments_resent
+                else "."
+            ),
             f"- Batches posted {report.batches_posted}, final {report.batches_final}; the replica node "
             f"agrees with every claim: {'yes' if report.node_agrees else 'NO'}.",
         ]

@@ -32,6 +32,7 @@ from offchain.sequencer.core import Busy, Rejected
 from offchain.sequencer.service import NotLeader, SequencerService, SlotClosing
 
 MAX_BODY = 4_096  # the longest record is 190 bytes: 4 KiB leaves room for JSON, never for abuse
+MAX_DROPPED = 1_000  # the latest dropped transactions `GET /v1/dropped` lists
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 ETH = "0x" + "00" * 20
 
@@ -123,6 +124,13 @@ def create_app(service: SequencerService) -> FastAPI:
             code = 409 if "already confirmed" in str(exc) else 400
             return refusal(code, str(exc), exc.status.name if exc.status is not None else None)
         return JSONResponse(confirmation.model_dump())
+
+    @app.get("/v1/dropped")
+    async def dropped() -> JSONResponse:
+        # Confirmed here, then lost to a slot that passed unposted, and not sent here again:
+        # whoever holds such a record (its payer, a facilitator) may submit it to the leader.
+        hashes = await run_in_threadpool(locked, lambda: list(sequencer.dropped)[-MAX_DROPPED:])
+        return JSONResponse({"dropped": hashes})
 
     @app.get("/v1/transactions/{txn_hash}")
     async def receipt(txn_hash: str) -> JSONResponse:

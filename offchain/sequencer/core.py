@@ -203,8 +203,8 @@ class Sequencer:
         self.refresh()
 
     def drop_stale(self) -> list[str]:
-        """Drops the unposted blocks after another batch was appended before them: their slot
-        passed unposted, and L1 now holds a state they were not built on. Their transactions
+        """Drops the unposted blocks after their slot passed unposted (another batch may have been
+        appended before them: L1 then holds a state they were not built on). Their transactions
         are not in the L2: each signed soft confirmation stays the evidence of a broken
         promise, the receipt says `dropped`, and the record may be submitted again. Returns
         the dropped transactions' hashes."""
@@ -217,8 +217,8 @@ class Sequencer:
         self.queue_taken = self.inbox.count("queueHead")  # what the dropped blocks took is queued again
         if hashes:
             log.error(
-                "another batch was appended before %d confirmed transactions were posted: they are "
-                "dropped, their signed confirmations stand as evidence",
+                "the slot passed before %d confirmed transactions were posted: they are dropped, "
+                "their signed confirmations stand as evidence",
                 len(hashes),
             )
         return hashes

@@ -6,9 +6,11 @@ it leads, the service posts what it has confirmed every `post_interval` seconds,
 the slot's last `close_blocks` blocks, which admit nothing (`SlotClosing`): what it confirmed is
 on L1 before the next leader builds on it. When another operator leads, submissions are refused
 (`NotLeader`, with the leader's address) and the service only follows L1. Should a slot pass
-with confirmed transactions unposted all the same (L1 too fast, the operator too slow), the next
-leader builds without them and they are dropped, never executed on a state they were not built
-on: their signed confirmations are the evidence (`Sequencer.drop_stale`).
+with confirmed transactions unposted all the same (L1 too fast, the operator too slow, or ejected
+from the set in the middle of its slot), the next leader builds without them and they are
+dropped as soon as the slot has passed, never executed on a state they were not built on: their
+signed confirmations are the evidence (`Sequencer.drop_stale`), and `GET /v1/dropped` tells their
+holders to send them again.
 """
 
 from __future__ import annotations
@@ -217,6 +219,11 @@ class SequencerService:
             # What other leaders posted; our unposted blocks dropped if one of them overtook them.
             self.core.follow()
             if not self.leads(current):
+                if self.core.blocks or self.core.sealed:
+                    # Our slot passed with them unposted: no batch of ours can land until we lead
+                    # again, and the next leader builds without them. Dropped now, their payers
+                    # (a facilitator) can send them to that leader at once.
+                    self.core.drop_stale()
                 return None
             due = (
                 self.closing(current)

@@ -11,11 +11,18 @@ The record is a pure function of the authorization and its signature, so its L2 
 before it is sent and a resubmission is the same transaction: a sequencer answers 409 to a
 record it confirmed, and the STF refuses a second use of the authorization. After a lost answer
 or a crash, the payment is found by its hash on the sequencers, or sent again while it is valid.
+
+A soft confirmation is a promise, not yet the L2: should its sequencer's slot pass unposted
+(`GET /v1/dropped` lists what it dropped), the facilitator sends the same record to the leader
+again, every reconcile round, until its authorization expires. The service it answered for is
+paid all the same, and once; what no sequencer would take again is logged and kept in `broken`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from typing import Any
 
@@ -50,6 +57,8 @@ _STATUS_REASONS = {
     Status.AUTHORIZATION_USED.name: NONCE_USED,
 }
 
+
+log = logging.getLogger("agentl2.x402")
 
 INFO_TTL = 0.5  # seconds a leader's GET /v1/sequencer is reused (a verify reads it thrice)
 LEADER_WAIT = 5.0  # seconds to wait for one of our sequencers to lead before giving up
@@ -113,6 +122,13 @@ class SequencerSettlement:
         self._leader_url = self.urls[0]
         self._addresses: dict[str, str] = {}  # sequencer address (lower case) -> its URL
         self._info: tuple[float, dict[str, Any]] | None = None  # the leader's last GET /v1/sequencer
+        # Soft-confirmed payments that a dropped slot could still lose: L2 hash -> (record id,
+        # validBefore); kept until the authorization expires (after that no block can hold it).
+        self._promised: dict[str, tuple[str, int]] = {}
+        self._resent_at: set[tuple[str, str]] = set()  # (sequencer URL, hash) sent again after its drop
+        self._promises_lock = threading.Lock()
+        self.resent = 0  # dropped payments sent again
+        self.broken: list[str] = []  # dropped payments no sequencer would take again
 
     # -- Settlement: reads -----------------------------------------------------------------------
 
@@ -164,7 +180,7 @@ class SequencerSettlement:
             return
         found = self._find(record)
         if found is not None:
-            self.store.settled(record.id, record.tx_hash or "", json.dumps(found))
+            self._settled(record, found)
             return
         if self.clock() >= record.valid_before:
             self.store.failed(record.id, f"{VALID_BEFORE}: expired before a sequencer confirmed it")
@@ -176,12 +192,17 @@ class SequencerSettlement:
         return record.tx_hash if found is not None else None
 
     def reconcile(self, startup: bool = False) -> None:
+        if startup:  # the promises a previous run was given, while they can still be lost
+            for record in self.store.in_state(State.SETTLED):
+                if record.network == self.network and record.tx_hash:
+                    self._promise(record)
         for record in self.store.in_state(State.SUBMITTED):
             if record.network == self.network:
                 try:
                     self.resolve(record)
                 except (SequencerUnavailable, httpx.HTTPError):
                     continue  # no sequencer answers now: the next round tries again
+        self._send_dropped_again()
 
     def start(self) -> None:
         return None
@@ -190,6 +211,67 @@ class SequencerSettlement:
         self._http.close()
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _settled(self, record: PaymentRecord, confirmation: dict[str, Any] | None) -> None:
+        if self.store.settled(record.id, record.tx_hash or "", json.dumps(confirmation)):
+            self._promise(record)
+
+    def _promise(self, record: PaymentRecord) -> None:
+        with self._promises_lock:
+            self._promised[record.tx_hash or ""] = (record.id, record.valid_before)
+
+    def _send_dropped_again(self) -> None:
+        """Sends each promised payment that a sequencer dropped to the leader, once per drop."""
+        with self._promises_lock:
+            if not self._promised:
+                return
+        now = self.clock()
+        with self._promises_lock:
+            for txn_hash in [h for h, (_, before) in self._promised.items() if before <= now]:
+                del self._promised[txn_hash]  # expired: no block can hold it any more
+            promised = dict(self._promised)
+        for url in self.urls:
+            try:
+                answer = self._http.get(f"{url}/v1/dropped")
+                answer.raise_for_status()
+                dropped = set(answer.json()["dropped"])
+            except (httpx.HTTPError, KeyError, ValueError):
+                continue  # that sequencer is down: what it dropped waits for the next round
+            # A hash it no longer lists was sent to it again: a later drop there is a new one.
+            self._resent_at = {(u, h) for u, h in self._resent_at if u != url or h in dropped}
+            for txn_hash in dropped & promised.keys() - {h for u, h in self._resent_at if u == url}:
+                record = self.store.get(promised[txn_hash][0])
+                if record is not None and self._send_again(record):
+                    self._resent_at.add((url, txn_hash))
+
+    def _send_again(self, record: PaymentRecord) -> bool:
+        """Submits a settled payment's record to the leader again; False to retry next round."""
+        assert record.raw_tx is not None
+        try:
+            self._leader()
+            answer = self._http.post(
+                f"{self._leader_url}/v1/transactions", json={"record": "0x" + record.raw_tx.hex()}
+            )
+        except (SequencerUnavailable, httpx.HTTPError):
+            return False
+        if answer.status_code in (200, 409):  # confirmed again (409: that leader holds it)
+            self.resent += answer.status_code == 200
+            return True
+        if answer.status_code == 503:
+            self._info = None
+            self._follow(answer)
+            return False
+        if self._posted(record.tx_hash or ""):  # refused as used: by this very record, posted
+            return True
+        log.error(
+            "payment %s: confirmed, dropped unposted, and refused when sent again: %s",
+            record.id,
+            answer.text[:200],
+        )
+        with self._promises_lock:
+            self._promised.pop(record.tx_hash or "", None)
+        self.broken.append(record.tx_hash or "")
+        return True
 
     def _submit(self, record: PaymentRecord | None, deadline: float) -> None:
         """Posts the record to the leader until it is confirmed, refused, or `deadline` passes;
@@ -203,15 +285,15 @@ class SequencerSettlement:
             except httpx.HTTPError:  # the answer may be lost, not the record: ask by its hash
                 answer, found = None, self._find(record)
                 if found is not None:
-                    self.store.settled(record.id, record.tx_hash or "", json.dumps(found))
+                    self._settled(record, found)
                     return
             if answer is not None and answer.status_code == 200:
-                self.store.settled(record.id, record.tx_hash or "", json.dumps(answer.json()))
+                self._settled(record, answer.json())
                 return
             if answer is not None and answer.status_code == 409:  # it confirmed this record before
                 found = self._receipt(url, record.tx_hash or "")
                 if found is not None:
-                    self.store.settled(record.id, record.tx_hash or "", json.dumps(found))
+                    self._settled(record, found)
                     return
             elif answer is not None and answer.status_code == 400:
                 return self._refused(record, answer.json())
@@ -222,11 +304,22 @@ class SequencerSettlement:
                 return
             time.sleep(0.05)
 
+    def _posted(self, txn_hash: str) -> bool:
+        """Whether a sequencer posted this transaction and it succeeded in its batch."""
+        for url in self.urls:
+            try:
+                answer = self._http.get(f"{url}/v1/transactions/{txn_hash}")
+            except httpx.HTTPError:
+                continue
+            if answer.status_code == 200 and answer.json().get("status") == int(Status.OK):
+                return True
+        return False
+
     def _refused(self, record: PaymentRecord, refusal: dict[str, Any]) -> None:
         status = refusal.get("status")
         reason = _STATUS_REASONS.get(status or "", SIMULATION_FAILED if status else TRANSACTION_FAILED)
         if reason == NONCE_USED and self._find(record) is not None:  # our own record, confirmed before
-            self.store.settled(record.id, record.tx_hash or "", json.dumps(self._find(record)))
+            self._settled(record, self._find(record))
             return
         self.store.failed(record.id, f"{reason}: the sequencer refused it: {refusal.get('error')}")
 

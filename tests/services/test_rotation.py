@@ -3,13 +3,22 @@ the other posted, and a replica node reaches the roots both claimed."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import pytest
 
 from offchain.node.replica import ReplicaNode
+from offchain.sequencer.api import create_app as sequencer_app
+from offchain.sequencer.confirmation import SoftConfirmation
 from offchain.sequencer.core import Sequencer
 from offchain.sequencer.service import NotLeader, Schedule, SequencerService, SlotClosing
-from tests.contracts.dispute.conftest import CHAIN_ID, STAKE, USERS
+from offchain.serving import BackgroundServer
+from offchain.x402.facilitator import Facilitator
+from offchain.x402.sequencer_settlement import SequencerSettlement
+from offchain.x402.store import PaymentStore, State
+from tests.contracts.dispute.conftest import CHAIN_ID, KEYS, STAKE, USERS
 from tests.services.test_sequencer_core import _transfer
+from tests.services.test_x402_l2 import FUNDS, PRICE, _request, price_on_l2
 
 
 @pytest.fixture
@@ -143,3 +152,70 @@ def test_a_slot_that_passed_unposted__drops_its_confirmations_and_never_posts_th
     _mine_until(chain, schedule, leader.closing)
     assert leader.step() is not None
     assert leader.core.receipt(again.tx_hash).stage == "posted" and leader.core.nonce(USERS[0]) == 1
+
+
+def test_a_slot_that_passed_unposted__drops_its_confirmations_even_with_no_batch_after_it(
+    chain, inbox, sequencer_set, sequencer, second, first_batch
+):
+    """An operator ejected in the middle of its slot, or one too slow, never posts them: they
+    are dropped once the slot has passed, not when some later batch happens to be appended."""
+    services = _services(chain, inbox, sequencer_set, sequencer, second)
+    schedule = Schedule(sequencer_set)
+    _mine_until(chain, schedule, lambda v: v.blocks_left == schedule.slot_length - 1)
+    late = services[schedule.view().leader]
+    promise = late.submit(_transfer(inbox, 0, 1, 1, 0))
+    batches = inbox.count("batchCount")
+    _mine_until(chain, schedule, lambda v: v.leader != late.core.address)
+    assert late.step() is None
+    assert late.core.receipt(promise.tx_hash).stage == "dropped" and not late.core.blocks
+    assert inbox.count("batchCount") == batches and late.core.nonce(USERS[0]) == 0
+
+
+def test_a_payment_dropped_with_its_slot__is_sent_again_by_the_facilitator_and_paid_once(
+    chain, inbox, sequencer_set, sequencer, second, stake, deployer, first_batch, tmp_path
+):
+    services = _services(chain, inbox, sequencer_set, sequencer, second)
+    schedule = Schedule(sequencer_set)
+    stake.mint(deployer, FUNDS, sender=deployer)
+    inbox.deposit_erc20(deployer, stake, USERS[0], FUNDS)
+    _mine_until(chain, schedule, lambda v: v.head_leader == v.leader and services[v.leader].closing(v))
+    assert services[schedule.view().leader].step() is not None  # the deposit, posted
+    with ExitStack() as stack:
+        urls = [stack.enter_context(BackgroundServer(sequencer_app(s))).url for s in services.values()]
+        store = PaymentStore(tmp_path / "facilitator.sqlite")
+        settlement = SequencerSettlement(store, CHAIN_ID, urls, [stake.address])
+        facilitator = Facilitator(store, [settlement], 10.0)
+        # A leader soft-confirms the payment in its slot's first block, then stalls.
+        _mine_until(chain, schedule, lambda v: v.blocks_left == schedule.slot_length - 1)
+        late = services[schedule.view().leader]
+        other = next(s for s in services.values() if s is not late)
+        other.step()  # follows L1: the deposit's batch
+        settled = facilitator.settle(_request(price_on_l2(stake), KEYS[0], chain))
+        assert (
+            settled.success and SoftConfirmation.model_validate(settled.extra).signer() == late.core.address
+        )
+        # Its slot passes unposted; the other leads, posts, and the late one drops the payment.
+        _mine_until(chain, schedule, lambda v: v.leader == other.core.address and v.head_leader == v.leader)
+        other.submit(_transfer(inbox, 1, 2, 1, 0))
+        _mine_until(chain, schedule, lambda v: v.leader == other.core.address and other.closing(v))
+        assert other.step() is not None
+        late.step()
+        assert late.core.receipt(settled.transaction).stage == "dropped"
+        assert late.core.balance(USERS[1], stake.address) == 0
+        # The facilitator sees the drop and sends the same record to whoever admits next.
+        _mine_until(
+            chain, schedule, lambda v: v.head_leader == v.leader and not services[v.leader].closing(v)
+        )
+        facilitator.reconcile()
+        assert settlement.resent == 1 and not settlement.broken
+        facilitator.reconcile()  # one drop, one resend: the next round sends nothing
+        assert settlement.resent == 1
+        leader = services[schedule.view().leader]
+        _mine_until(chain, schedule, leader.closing)
+        assert leader.step() is not None
+        assert leader.core.receipt(settled.transaction).stage == "posted"
+        for service in services.values():
+            service.core.follow()
+            assert service.core.balance(USERS[1], stake.address) == PRICE  # paid once
+            assert service.core.balance(USERS[0], stake.address) == FUNDS - PRICE
+        assert store.get(store.in_state(State.SETTLED)[0].id).tx_hash == settled.transaction

@@ -78,6 +78,10 @@ def l2_facilitator(rollup_api, stake, tmp_path):
 
 @pytest.fixture
 def l2_price(stake) -> Price:
+    return price_on_l2(stake)
+
+
+def price_on_l2(stake) -> Price:
     return Price(
         amount=PRICE,
         asset=token_domain(CHAIN_ID, stake.address),
