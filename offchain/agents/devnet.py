@@ -94,11 +94,16 @@ class Devnet:
         for service in self.services:
             service.view(max_age=0.0)
 
-    def _after_transactions(self) -> None:
+    def _after_transactions(self, part: Callable[..., Any]) -> bool:
         """A transaction mines a block of its own (anvil's automine): the views follow it.
-        Call it holding the admissions (`_admissions_held`)."""
-        if chain.provider.web3.eth.block_number != self._head:
-            self._renew_views()
+        Call it holding the admissions (`_admissions_held`); returns whether the head moved."""
+        before = self._head
+        if chain.provider.web3.eth.block_number == before:
+            return False
+        self._renew_views()
+        name = getattr(part, "__qualname__", repr(part))
+        log.debug("%s mined %d block(s), to %d", name, self._head - before, self._head)
+        return True
 
     def _run(self) -> None:
         rounds = 0
@@ -110,16 +115,30 @@ class Devnet:
                 parts.append(self.node.sync)
             rounds += 1
             for part in parts:
-                # No sequencer admits while a part runs: its transactions mine blocks (a batch,
-                # a dispute's moves), and a leader must never admit in a slot they have passed.
-                with self._admissions_held():
-                    try:
-                        part()
-                    except Exception as exc:  # a failed round is logged and tried again next tick
-                        log.exception("devnet round failed")
-                        self.errors.append(f"{type(exc).__name__}: {exc}")
-                    self._after_transactions()
+                self._turn(part)
         self._drain()
+
+    def _turn(self, part: Callable[[], Any]) -> None:
+        # No sequencer admits while a part runs: its transactions mine blocks (a batch, a
+        # dispute's moves), and a leader must never admit in a slot they have passed.
+        with self._admissions_held():
+            try:
+                part()
+            except Exception as exc:  # a failed round is logged and tried again next tick
+                log.exception("devnet round failed")
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            moved = self._after_transactions(part)
+        if moved:
+            self._sequencers_turn(part)
+
+    def _sequencers_turn(self, after: Callable[..., Any]) -> None:
+        """After another agent's transactions moved the slot schedule, each sequencer steps at
+        once: a leader whose slot now closes posts before anything else mines a block (on a real
+        L1 the clock moves on its own; here a slot could pass while others took their turns)."""
+        steps = [s.step for s in self.services]
+        if after not in steps:
+            for step in steps:
+                self._turn(step)
 
     def _drain(self) -> None:
         while True:
@@ -132,4 +151,6 @@ class Devnet:
                     future.set_result(function(*args))
                 except Exception as exc:
                     future.set_exception(exc)
-                self._after_transactions()
+                moved = self._after_transactions(function)
+            if moved:
+                self._sequencers_turn(function)

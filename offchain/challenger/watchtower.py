@@ -7,8 +7,8 @@ Each round (`step`) it syncs the derivation from L1 and then:
    that disagrees with its trace and sends the one-step proof at width one; as defender (of its
    own claims) it reveals its trace's roots and sends the step that proves its root; it ends a
    game whose other side ran out of time, and closes one whose claim another game removed;
-3. after a win, claims the right roots again (with the proposer bond) from the first batch left
-   without a claim, up to the last one appended;
+3. after a win, or when a batch was appended without a claim, claims the right roots (with the
+   proposer bond) from the first batch left without a claim, up to the last one appended;
 4. withdraws what the game credits it.
 Every move is made from `offchain/l2/dispute.py` over the derived state, so the watchtower
 trusts nothing but L1.
@@ -74,7 +74,10 @@ class Watchtower:
         for state in games:
             if state.outcome == Outcome.OPEN and self.address in (state.challenger, state.defender):
                 self._move(state)
-        if self.repropose:
+        # Batches left without a claim (a data-only append, the escape hatch's) block every
+        # later claim, the sequencers' too: a watchtower claims them as it would after a win.
+        unclaimed = self.challenge and self.inbox.count("claimCount") < len(self.derivation.batches)
+        if self.repropose or unclaimed:
             self._propose_missing_roots()
             self.repropose = False
         if self.game.credit(self.address):

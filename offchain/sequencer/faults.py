@@ -15,6 +15,7 @@ from offchain.hashing import keccak
 from offchain.l2.batch import Batch
 from offchain.l2.codec import Deposit
 from offchain.l2.dispute import BatchTrace
+from offchain.l2.smt import EMPTY
 from offchain.l2.stf import BlockContext, State, Status, apply_tx, nonce_key
 
 WRONG_FEE_RECIPIENT = "0x" + keccak(b"not the sequencer")[:20].hex()
@@ -39,6 +40,8 @@ def faulty_trace(fault: Fault, honest: BatchTrace) -> BatchTrace:
     roots = _run(fault, honest.pre_state, honest.batch, honest.chain_id, honest.inbox, honest.poster)
     if roots == honest.roots:
         raise InvalidInput(f"the batch gives {fault.value} nothing to change (no deposit, fee or success)")
+    if roots[-1] == EMPTY:  # the empty state's: appended with it, a batch carries no claim at all
+        raise InvalidInput(f"{fault.value} would leave the state empty: no root to lie with")
     return BatchTrace(*_fields(honest), roots=roots)
 
 

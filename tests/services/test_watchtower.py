@@ -10,7 +10,7 @@ from offchain.l2.batch import Batch, Block
 from offchain.l2.codec import decode
 from offchain.rollup.derive import Derivation
 from offchain.rollup.dispute import Outcome
-from tests.contracts.dispute.conftest import BOND, CHAIN_ID, CLOCK
+from tests.contracts.dispute.conftest import CHAIN_ID, CLOCK
 from tests.services.test_sequencer_core import _transfer
 
 
@@ -29,6 +29,19 @@ def test_right_claims__are_left_alone(chain, inbox, game, sequencer, challenger,
     watchtower = Watchtower(challenger, inbox, game, CHAIN_ID)
     watchtower.step()
     assert game.game_count() == 0
+
+
+def test_a_batch_appended_without_a_claim__is_claimed_with_the_derived_root(
+    chain, inbox, game, sequencer, challenger, first_batch
+):
+    index = inbox.append_batch(sequencer, _batch(chain, inbox), b"\x00" * 32)
+    watchtower = Watchtower(challenger, inbox, game, CHAIN_ID)
+    watchtower.step()
+    claim = inbox.claim(index)
+    assert claim.root == watchtower.derivation.root(index) and claim.proposer == challenger.address
+    assert inbox.count("claimCount") == index + 1 and game.game_count() == 0
+    # A later batch of the sequencer's, with its claim, is accepted again.
+    assert inbox.append_batch(sequencer, _batch(chain, inbox), keccak(b"next")) == index + 1
 
 
 def test_a_lying_sequencer__is_caught_and_the_right_root_proposed(
@@ -57,10 +70,10 @@ def test_a_lying_sequencer__is_caught_and_the_right_root_proposed(
 def test_its_own_claim__is_defended_against_a_false_challenger(
     chain, inbox, game, sequencer, challenger, bob, first_batch
 ):
-    index = inbox.append_batch(sequencer, _batch(chain, inbox))
+    index = inbox.append_batch(sequencer, _batch(chain, inbox))  # data only: no claim
     watchtower = Watchtower(challenger, inbox, game, CHAIN_ID)
-    watchtower.step()
-    inbox.propose_root(challenger, index, watchtower.derivation.root(index), bond=BOND)
+    watchtower.step()  # claims the unclaimed batch itself, with the proposer bond
+    assert inbox.claim(index).proposer == challenger.address
     false = watchtower.derivation.trace(index).lying_from(3, keccak(b"bob's story"))
     game_id = game.open(bob, index, inbox.preimage(watchtower.derivation.batches[index]))
     for _ in range(12):
