@@ -582,6 +582,8 @@ class Bootstrap:
         assert self.devnet is not None
         # A payment the liar confirmed and dropped when it was ejected, sent again: posted first.
         _wait(lambda: self._posted(self.l2_payments), 120, "every L2 payment posted in a batch")
+        # Each consumer withdraws half of what the node derived: it must have every batch.
+        _wait(self._node_synced, 120, "the node deriving every posted batch")
         self.withdrawals: dict[str, tuple[int, int]] = {}  # consumer -> (nonce, amount)
         records: dict[str, bytes] = {}
         for consumer in self.consumers:
@@ -605,11 +607,7 @@ class Bootstrap:
 
         _wait(withdrawn, 120, "the withdrawals in a posted batch")
 
-        def all_claimed() -> bool:
-            synced, batches = self.node.synced, self.inbox.count("batchCount")
-            return synced is not None and synced[0] + 1 == batches == self.inbox.count("claimCount")
-
-        _wait(all_claimed, 120, "every batch claimed")
+        _wait(lambda: self._node_synced(claimed=True), 120, "every batch claimed")
         self.say("finality", f"the {self.o.window} s challenge window passes (anvil time moved on)")
 
         def finalize() -> int:
@@ -631,6 +629,13 @@ class Bootstrap:
             + (f" ({self.resent} sent again after a leader dropped them)" if self.resent else ""),
         )
 
+    def _node_synced(self, claimed: bool = False) -> bool:
+        """Whether the node has derived every appended batch (and, with `claimed`, each has a claim)."""
+        synced, batches = self.node.synced, self.inbox.count("batchCount")
+        if synced is None or synced[0] + 1 != batches:
+            return False
+        return not claimed or self.inbox.count("claimCount") == batches
+
     def _dropped(self, record: bytes) -> bool:
         """Whether no sequencer holds `record` but as dropped (its slot passed unposted)."""
         path = f"/v1/transactions/0x{tx_hash(record).hex()}"
@@ -642,7 +647,7 @@ class Bootstrap:
 
     def _submit_l2(self, record: bytes) -> None:
         """Sends an L2 transaction to whichever sequencer leads (each names the leader)."""
-        deadline = time.monotonic() + 30
+        deadline, last = time.monotonic() + 30, ""
         while time.monotonic() < deadline:
             for url in self.apis.values():
                 answer = httpx.post(
@@ -652,8 +657,9 @@ class Bootstrap:
                     return
                 if answer.status_code not in (503, 400):
                     raise RuntimeError(f"the sequencer refused a withdrawal: {answer.text}")
+                last = answer.text[:300]
             time.sleep(0.1)
-        raise RuntimeError("no sequencer admitted the withdrawal in 30 s")
+        raise RuntimeError(f"no sequencer admitted the withdrawal in 30 s; the last answer: {last}")
 
     def _pay_operators(self) -> None:
         assert self.devnet is not None
