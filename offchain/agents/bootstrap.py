@@ -72,9 +72,9 @@ PRICE = 10_000  # 0.01 AUSD a request, on either network
 SERVICE_KINDS = ("weather", "translate", "summarize", "geocode")
 DAY = 86_400
 TICK = 0.5  # seconds between the devnet's L1 blocks
-# L1 blocks per slot: a leader's slot lasts four seconds here, and its one batch carries what it
+# L1 blocks per slot: a leader's slot lasts six seconds here, and its one batch carries what it
 # confirmed in them (a batch's fixed L1 cost is shared by more payments the longer the slot).
-SLOT_LENGTH = 8
+SLOT_LENGTH = 12
 
 
 class Options(BaseModel):
@@ -382,8 +382,9 @@ class Bootstrap:
             service = SequencerService(
                 core,
                 Schedule(contract_at("SequencerSet", self.rollup.sequencer_set)),
-                post_interval=SLOT_LENGTH
-                * TICK,  # a batch a slot, in its closing block if the next is another's
+                # One batch a slot, in its closing block; a leader of the next slot too posts
+                # once two slots' time has passed.
+                post_interval=2 * SLOT_LENGTH * TICK,
                 view_ttl=3_600.0,
             )
             agent.endpoint = self._serve(sequencer_app(service))
