@@ -88,6 +88,14 @@ def _services(chain, inbox, sequencer_set, *operators) -> dict[str, SequencerSer
     }
 
 
+def _post_in_a_later_slot(chain, schedule: Schedule, inbox, other: SequencerService) -> None:
+    """`other` leads a later slot and posts a transfer of its own there."""
+    _mine_until(chain, schedule, lambda v: v.leader == other.core.address and v.head_leader == v.leader)
+    other.submit(_transfer(inbox, 1, 2, 1, 0))
+    _mine_until(chain, schedule, lambda v: v.leader == other.core.address and other.closing(v))
+    assert other.step() is not None
+
+
 def _mine_until(chain, schedule: Schedule, predicate, limit: int = 200) -> None:
     for _ in range(limit):
         if predicate(schedule.view()):
@@ -134,11 +142,7 @@ def test_a_slot_that_passed_unposted__drops_its_confirmations_and_never_posts_th
     other = next(s for s in services.values() if s is not late)
     record = _transfer(inbox, 0, 1, 1, 0)
     promise = late.submit(record)
-    # The other leads a later slot and posts its own transfer there.
-    _mine_until(chain, schedule, lambda v: v.leader == other.core.address and v.head_leader == v.leader)
-    other.submit(_transfer(inbox, 1, 2, 1, 0))
-    _mine_until(chain, schedule, lambda v: v.leader == other.core.address and other.closing(v))
-    assert other.step() is not None
+    _post_in_a_later_slot(chain, schedule, inbox, other)
     # The late one follows L1: its block was built on a state L1 has passed, so it is dropped.
     late.step()
     assert late.core.receipt(promise.tx_hash).stage == "dropped"
@@ -195,10 +199,7 @@ def test_a_payment_dropped_with_its_slot__is_sent_again_by_the_facilitator_and_p
             settled.success and SoftConfirmation.model_validate(settled.extra).signer() == late.core.address
         )
         # Its slot passes unposted; the other leads, posts, and the late one drops the payment.
-        _mine_until(chain, schedule, lambda v: v.leader == other.core.address and v.head_leader == v.leader)
-        other.submit(_transfer(inbox, 1, 2, 1, 0))
-        _mine_until(chain, schedule, lambda v: v.leader == other.core.address and other.closing(v))
-        assert other.step() is not None
+        _post_in_a_later_slot(chain, schedule, inbox, other)
         late.step()
         assert late.core.receipt(settled.transaction).stage == "dropped"
         assert late.core.balance(USERS[1], stake.address) == 0
