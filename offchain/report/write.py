@@ -133,7 +133,7 @@ def markdown(report: RunReport, charts: list[str]) -> str:
 
 
 def _options(report: RunReport) -> str:
-    return ", ".join(f"{k} {v}" for k, v in report.options.items())
+    return ", ".join(f"{k} {'none' if v is None else v}" for k, v in report.options.items())
 
 
 def _paths_chart(report: RunReport, path: Path) -> Path:
