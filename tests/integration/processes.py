@@ -74,6 +74,9 @@ def _launch(script: str, port: int, **env: str) -> subprocess.Popen:
 
 
 OPERATOR = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil's test account 1
+# Anvil's test accounts 3 and 4 (2 is the watchtower's): the rotation test's other operators.
+OTHER_OPERATORS = ("0x90F79bf6EB2c4f870365E785982E1f101E93b906", "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65")
+CHAIN_ID = 4444  # the rollup every process test runs
 
 
 def wait_until(predicate, timeout: float = 60.0, what: str = "") -> None:
@@ -85,11 +88,17 @@ def wait_until(predicate, timeout: float = 60.0, what: str = "") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+# The chain `rollup_on_anvil` sets up, made once per session with `ape run` as a user makes it:
+# anvil's state (blocks and logs too) and the deployment files the scripts wrote.
+_prepared: dict[str, object] = {}
+
+
 @contextmanager
-def rollup_on_anvil(deployments: Path, chain_id: int) -> Iterator[str]:
+def rollup_on_anvil(deployments: Path, chain_id: int = CHAIN_ID) -> Iterator[str]:
     """A fresh anvil of its own with our contracts deployed (`ape run deploy`), rollup `chain_id`
-    created and 100 AUSD minted to the operator, as a user sets it up; yields its URL."""
-    from tests.integration.test_scripts import _ape_run, _rpc
+    created and 100 AUSD minted to each operator, as a user sets it up; yields its URL. The first
+    call runs the scripts; later ones load the state they left into their own new anvil."""
+    from tests.integration.test_scripts import _ape_run
 
     port = free_port()
     anvil = subprocess.Popen(
@@ -99,14 +108,23 @@ def rollup_on_anvil(deployments: Path, chain_id: int) -> Iterator[str]:
     )
     try:
         network = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _rpc(port) is not None, what="anvil")
-        for args in (
-            ("deploy",),
-            ("rollup", "new", "--chain-id", str(chain_id), "--min-stake", "100"),
-            ("faucet", "--to", OPERATOR, "--amount", "100"),
-        ):
-            done = _ape_run(*args, "--network", network, deployments=deployments)
-            assert done.returncode == 0, done.stderr + done.stdout
+        wait_until(lambda: _call(network, "eth_blockNumber", []) is not None, what="anvil")
+        prepared = _prepared.get(str(chain_id))
+        if prepared is None:
+            for args in (
+                ("deploy",),
+                ("rollup", "new", "--chain-id", str(chain_id), "--min-stake", "100"),
+                *(("faucet", "--to", address, "--amount", "100") for address in (OPERATOR, *OTHER_OPERATORS)),
+            ):
+                done = _ape_run(*args, "--network", network, deployments=deployments)
+                assert done.returncode == 0, done.stderr + done.stdout
+            files = {path.name: path.read_text() for path in deployments.glob("*.json")}
+            _prepared[str(chain_id)] = (_call(network, "anvil_dumpState", []), files)
+        else:
+            state, files = prepared
+            assert _call(network, "anvil_loadState", [state]) is True
+            for name, text in files.items():
+                (deployments / name).write_text(text)
         yield network
     finally:
         anvil.terminate()
@@ -148,3 +166,14 @@ class Service:
 
 def rpc(network: str, method: str, params: list) -> None:
     httpx.post(network, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=10)
+
+
+def _call(network: str, method: str, params: list) -> object:
+    """A JSON-RPC call's result; None if the node does not answer (yet)."""
+    try:
+        answer = httpx.post(
+            network, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=30
+        )
+        return answer.json().get("result")
+    except httpx.HTTPError:
+        return None

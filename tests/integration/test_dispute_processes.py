@@ -18,11 +18,10 @@ from eth_account import Account
 from offchain.hashing import keccak
 from offchain.l2.codec import Transfer, encode
 from offchain.l2.signing import sign, transfer_digest
-from tests.integration.processes import Service, free_port, rollup_on_anvil, rpc, wait_until
+from tests.integration.processes import CHAIN_ID, Service, free_port, rollup_on_anvil, rpc, wait_until
 from tests.integration.test_scripts import _ape_run
 from tests.integration.test_sequencer_process import _get
 
-CHAIN_ID = 4444
 ETH = "0x" + "00" * 20
 USER_KEY = keccak(b"dispute process user")
 USER = Account.from_key(USER_KEY).address
@@ -44,7 +43,7 @@ def liar_batch(tmp_path: Path):
     processes: list[Service] = []
 
     def start(*args: str) -> tuple[str, Service, list[str]]:
-        network = stack.enter_context(rollup_on_anvil(tmp_path, CHAIN_ID))
+        network = stack.enter_context(rollup_on_anvil(tmp_path))
         # The liar posts only at its slot's last block, so that the deposit and every transfer
         # land in one batch.
         liar = Service(CHAIN_ID,

@@ -16,19 +16,23 @@ from eth_account import Account
 from offchain.hashing import keccak
 from offchain.l2.codec import Transfer, encode
 from offchain.l2.signing import sign, transfer_digest
-from tests.integration.processes import OPERATOR, Service, free_port, rollup_on_anvil, rpc, wait_until
+from tests.integration.processes import (
+    CHAIN_ID,
+    OPERATOR,
+    OTHER_OPERATORS,
+    Service,
+    free_port,
+    rollup_on_anvil,
+    rpc,
+    wait_until,
+)
 from tests.integration.test_scripts import _ape_run
 from tests.integration.test_sequencer_process import _get
 
-CHAIN_ID = 4545
 ETH = "0x" + "00" * 20
 USER_KEY = keccak(b"rotation process user")
 USER = Account.from_key(USER_KEY).address
-OPERATORS = {  # anvil's test accounts 1, 3 and 4 (2 is the watchtower's)
-    1: OPERATOR,
-    3: "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
-    4: "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65",
-}
+OPERATORS = dict(zip((1, 3, 4), (OPERATOR, *OTHER_OPERATORS), strict=True))  # anvil's test accounts
 AMOUNT, FEE, DEPOSIT = 10**12, 10**9, 10**18
 
 
@@ -42,12 +46,7 @@ def test_three_sequencer_processes__take_turns_and_a_node_from_empty_agrees(tmp_
     stack = ExitStack()
     services: list[Service] = []
     try:
-        network = stack.enter_context(rollup_on_anvil(tmp_path, CHAIN_ID))
-        for address in list(OPERATORS.values())[1:]:
-            done = _ape_run(
-                "faucet", "--to", address, "--amount", "100", "--network", network, deployments=tmp_path
-            )
-            assert done.returncode == 0, done.stderr + done.stdout
+        network = stack.enter_context(rollup_on_anvil(tmp_path))
         apis: dict[str, str] = {}
         for index, address in OPERATORS.items():
             port = free_port()

@@ -18,11 +18,10 @@ from offchain.hashing import keccak
 from offchain.l2.codec import Transfer, encode
 from offchain.l2.signing import sign, transfer_digest
 from offchain.sequencer.confirmation import SoftConfirmation
-from tests.integration.processes import OPERATOR, ROOT, free_port, rollup_on_anvil, wait_until
+from tests.integration.processes import CHAIN_ID, OPERATOR, ROOT, free_port, rollup_on_anvil, wait_until
 from tests.integration.test_scripts import _ape_run
 from tests.integration.test_sequencer_process import ETH, _get
 
-CHAIN_ID = 4444
 KEY = keccak(b"crash test user")
 USER = Account.from_key(KEY).address
 
@@ -32,7 +31,7 @@ def test_kill_9_before_posting__the_promise_is_provable_and_nothing_is_spent_twi
     stack = ExitStack()
     sequencer = None
     try:
-        network = stack.enter_context(rollup_on_anvil(tmp_path, CHAIN_ID))
+        network = stack.enter_context(rollup_on_anvil(tmp_path))
         env = {**os.environ, "AGENTL2_DEPLOYMENTS_DIR": str(tmp_path), "PYTHONWARNINGS": "ignore"}
         ape = Path(sys.executable).with_name("ape")
         command = [str(ape), "run", "sequencer", "--network", network, "--chain-id", str(CHAIN_ID)]

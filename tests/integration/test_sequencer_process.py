@@ -18,10 +18,9 @@ from offchain.hashing import keccak
 from offchain.l2.codec import Transfer, encode
 from offchain.l2.signing import sign, transfer_digest
 from offchain.sequencer.confirmation import SoftConfirmation
-from tests.integration.processes import OPERATOR, ROOT, free_port, rollup_on_anvil, wait_until
+from tests.integration.processes import CHAIN_ID, OPERATOR, ROOT, free_port, rollup_on_anvil, wait_until
 from tests.integration.test_scripts import _ape_run
 
-CHAIN_ID = 4242
 ETH = "0x" + "00" * 20
 L2_KEY = keccak(b"sequencer process user")
 L2_USER = Account.from_key(L2_KEY).address
@@ -39,7 +38,7 @@ def test_sequencer_process__joins_confirms_posts_and_stops_on_sigterm(tmp_path: 
     stack = ExitStack()
     sequencer = None
     try:
-        network = stack.enter_context(rollup_on_anvil(tmp_path, CHAIN_ID))
+        network = stack.enter_context(rollup_on_anvil(tmp_path))
         env = {
             **os.environ,
             "AGENTL2_DEPLOYMENTS_DIR": str(tmp_path),

@@ -12,13 +12,9 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
-
-from tests.integration.processes import ROOT, free_port, rollup_on_anvil, wait_until
+from tests.integration.processes import CHAIN_ID, ROOT, free_port, rollup_on_anvil, rpc, wait_until
 from tests.integration.test_scripts import _ape_run
 from tests.integration.test_sequencer_process import _get
-
-CHAIN_ID = 4343
 
 
 def _launch(script: str, network: str, tmp_path: Path, *args: str) -> subprocess.Popen:
@@ -40,16 +36,12 @@ def _launch(script: str, network: str, tmp_path: Path, *args: str) -> subprocess
     )
 
 
-def _rpc_call(network: str, method: str, params: list) -> None:
-    httpx.post(network, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=10)
-
-
 def test_a_lie__is_disputed_won_and_the_right_root_proposed(tmp_path: Path):
     api_port = free_port()
     stack = ExitStack()
     processes: list[subprocess.Popen] = []
     try:
-        network = stack.enter_context(rollup_on_anvil(tmp_path, CHAIN_ID))
+        network = stack.enter_context(rollup_on_anvil(tmp_path))
         liar = _launch(
             "sequencer", network, tmp_path, "--join", "--port", str(api_port), "--fault", "wrong-root"
         )
@@ -58,7 +50,7 @@ def test_a_lie__is_disputed_won_and_the_right_root_proposed(tmp_path: Path):
         wait_until(
             lambda: (r := _get(f"{api}/v1/sequencer")) is not None and r.status_code == 200, 120, "the API"
         )
-        _rpc_call(network, "anvil_mine", [80])
+        rpc(network, "anvil_mine", [80])
         watchtower = _launch("watchtower", network, tmp_path)
         processes.append(watchtower)
         deposit = (
