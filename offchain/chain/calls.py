@@ -8,6 +8,7 @@ from typing import Any
 
 from ape.api import ReceiptAPI
 from ape.contracts import ContractInstance
+from ape.contracts.base import ContractCall
 from ape.exceptions import ApeException, ContractLogicError, ConversionError
 from eth_abi.exceptions import EncodingError
 
@@ -61,9 +62,18 @@ def transact(
 
 
 def view(contract: ContractInstance, function: str, *args: Any) -> Any:
-    """Calls a view; a revert raises `ContractReverted`."""
+    """Calls a view; a revert raises `ContractReverted`.
+
+    A function with one ABI is called without ape's check that the address holds code, which
+    costs an `eth_getCode` per call on a local network (ape caches code only on live ones);
+    the instances we call are our deployed contracts.
+    """
+    handler = getattr(contract, function)
     with translated(contract, function):
-        return getattr(contract, function)(*args)
+        if len(handler.abis) != 1:
+            return handler(*args)
+        (abi,) = handler.abis
+        return ContractCall(abi, contract.address)(*handler.conversion_manager.convert_method_args(abi, args))
 
 
 def event(receipt: ReceiptAPI, contract: ContractInstance, name: str) -> Any:

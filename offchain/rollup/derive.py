@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ape import chain
 from eth_utils import to_checksum_address
 
 from offchain.errors import AgentL2Error
@@ -31,15 +32,25 @@ class Derivation:
     start_block: int = 0
     batches: list[AppendedBatch] = field(default_factory=list)
     states: list[State] = field(default_factory=list)
+    # The first L1 block the next sync reads events from: each sync reads only the blocks mined
+    # since the last one (an L1 reorganization is the replica node's to detect, not this).
+    next_block: int = -1
 
     def sync(self) -> int:
         """Replays the batches appended since the last sync; returns how many batches there are."""
         state = self.states[-1] if self.states else State()
-        for appended in self.inbox.batches(self.start_block)[len(self.batches) :]:
+        head = chain.blocks.head.number
+        first = max(self.start_block, self.next_block)
+        for appended in self.inbox.batches(first, head) if first <= head else []:
+            if appended.index < len(self.batches):
+                continue  # added by `extend` (its poster's own batch)
+            if appended.index > len(self.batches):
+                raise DerivationError(f"batch {appended.index} came before batch {len(self.batches)}")
             batch = Batch.decode(self.inbox.batch_data(appended))
             state, _, _ = execute_batch(state, batch, self.chain_id, self.inbox.address, appended.poster)
             self.batches.append(appended)
             self.states.append(state)
+        self.next_block = head + 1
         return len(self.batches)
 
     def extend(self, appended: AppendedBatch, state: State) -> None:

@@ -189,11 +189,12 @@ class Inbox:
             final=bool(view(self.contract, "isFinal", index)),
         )
 
-    def batches(self, start_block: int = 0) -> list[AppendedBatch]:
-        """Every batch appended since `start_block`, in order, from the inbox's events."""
-        head = chain.blocks.head.number
+    def batches(self, start_block: int = 0, stop_block: int | None = None) -> list[AppendedBatch]:
+        """Every batch appended in blocks `start_block` to `stop_block` (the head if None), in
+        order, from the inbox's events."""
+        stop = chain.blocks.head.number if stop_block is None else stop_block
         out = []
-        for log in self.contract.BatchAppended.range(start_block, head + 1):
+        for log in self.contract.BatchAppended.range(start_block, stop + 1):
             out.append(_appended(log.event_arguments, log.block_number, str(log.transaction_hash)))
         return sorted(out, key=lambda b: b.index)
 
