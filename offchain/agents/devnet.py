@@ -5,15 +5,19 @@ node's APIs answer on their own threads, but everything that writes to L1 (batch
 disputes, re-proposals, and the other agents' transactions while the rollup runs) goes through
 this driver's thread, one after another, as separate operators' transactions would reach a
 block one after another. Each tick it mines an L1 block (the chain's clock), then each operator
-takes its turn (`SequencerService.step`, a liar's defence, the watchtower's round, the node's
-sync). Every block is mined while no sequencer admits, and every sequencer's view of L1 is
-renewed before they admit again: anvil mines a block per transaction, so a batch or a dispute's
-moves move the slot schedule too, and a leader must never admit in a slot that has passed.
+takes its turn (`SequencerService.step`, a liar's defence, the watchtower's round), and every
+few ticks the node syncs. Every block is mined while no sequencer admits, and every sequencer's
+view of L1 is renewed before they admit again: anvil mines a block per transaction, so a batch
+or a dispute's moves move the slot schedule too, and a leader must never admit in a slot that
+has passed. So the sequencers step on those views, and only the node's sync, which never sends
+a transaction, runs while they admit.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -57,6 +61,8 @@ class Devnet:
         self._head = -1
         self.blocks = 0  # mined by the driver
         self.errors: list[str] = []  # rounds that failed (logged; the next round tries again)
+        # Each sequencer's step uses the view this driver renewed after the last block it saw.
+        self._steps = [functools.partial(s.step, view_age=math.inf) for s in services]
         self._calls: queue.Queue[tuple[Callable[..., Any], tuple, Future]] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="devnet", daemon=True)
@@ -101,7 +107,9 @@ class Devnet:
         if chain.provider.web3.eth.block_number == before:
             return False
         self._renew_views()
-        name = getattr(part, "__qualname__", repr(part))
+        name = getattr(part, "__qualname__", None) or getattr(
+            getattr(part, "func", None), "__qualname__", repr(part)
+        )
         log.debug("%s mined %d block(s), to %d", name, self._head - before, self._head)
         return True
 
@@ -110,13 +118,20 @@ class Devnet:
         while not self._stop.wait(self.tick):
             self._drain()
             self.mine()
-            parts = [*(s.step for s in self.services), *self.defenses, self.watchtower.step]
-            if rounds % self.node_every == 0:
-                parts.append(self.node.sync)
-            rounds += 1
-            for part in parts:
+            for part in [*self._steps, *self.defenses, self.watchtower.step]:
                 self._turn(part)
+            if rounds % self.node_every == 0:
+                self._read(self.node.sync)
+            rounds += 1
         self._drain()
+
+    def _read(self, part: Callable[[], Any]) -> None:
+        """A part that only reads L1 (the node's sync) runs while the sequencers admit."""
+        try:
+            part()
+        except Exception as exc:
+            log.exception("devnet round failed")
+            self.errors.append(f"{type(exc).__name__}: {exc}")
 
     def _turn(self, part: Callable[[], Any]) -> None:
         # No sequencer admits while a part runs: its transactions mine blocks (a batch, a
@@ -135,9 +150,8 @@ class Devnet:
         """After another agent's transactions moved the slot schedule, each sequencer steps at
         once: a leader whose slot now closes posts before anything else mines a block (on a real
         L1 the clock moves on its own; here a slot could pass while others took their turns)."""
-        steps = [s.step for s in self.services]
-        if after not in steps:
-            for step in steps:
+        if after not in self._steps:
+            for step in self._steps:
                 self._turn(step)
 
     def _drain(self) -> None:

@@ -210,10 +210,12 @@ class SequencerService:
         self._next_leaders = {current.slot + 1: known}
         return known
 
-    def step(self) -> int | None:
-        """One round of the schedule; returns the index of a batch it posted."""
+    def step(self, view_age: float = 0.0) -> int | None:
+        """One round of the schedule; returns the index of a batch it posted. `view_age`: how
+        old a view of L1 it may use (a driver that renews every view after each block it sees
+        mined passes infinity)."""
         # L1 reads outside the lock: submissions use the fresh view and find the queue read.
-        current = self.view(max_age=0.0)
+        current = self.view(max_age=view_age)
         self.core.queue.sync()
         with self.lock:
             # What other leaders posted; our unposted blocks dropped if one of them overtook them.
