@@ -6,11 +6,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ape import chain
 from ape.api import ReceiptAPI
 from ape.contracts import ContractInstance
 from ape.contracts.base import ContractCall
 from ape.exceptions import ApeException, ContractLogicError, ConversionError
 from eth_abi.exceptions import EncodingError
+from eth_utils import keccak
 
 from offchain.errors import ContractReverted, EventNotFound, InvalidInput, TransactionFailed
 
@@ -82,3 +84,21 @@ def event(receipt: ReceiptAPI, contract: ContractInstance, name: str) -> Any:
         if log.contract_address == contract.address:
             return log
     raise EventNotFound(f"{_name(contract)} emitted no {name} event in {receipt.txn_hash}")
+
+
+def logs(contract: ContractInstance, name: str, first_block: int, last_block: int) -> list[Any]:
+    """The `name` events `contract` emitted in blocks `first_block` … `last_block`, decoded by
+    ape. A range without any (what a poller sees most rounds) costs one plain `eth_getLogs`, a
+    fraction of ape's query machinery, which runs only when there is something to decode."""
+    if first_block > last_block:
+        return []
+    abi = getattr(contract, name).abi
+    found = chain.provider.web3.eth.get_logs(
+        {
+            "address": contract.address,
+            "fromBlock": first_block,
+            "toBlock": last_block,
+            "topics": ["0x" + keccak(text=abi.selector).hex().removeprefix("0x")],
+        }
+    )
+    return list(getattr(contract, name).range(first_block, last_block + 1)) if found else []

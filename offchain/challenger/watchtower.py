@@ -90,16 +90,16 @@ class Watchtower:
         for index in range(self.inbox.count("finalizedCount"), self.inbox.count("claimCount")):
             if index >= len(self.derivation.batches):
                 break
-            claim = self.inbox.claim(index)
-            key = (index, claim.root, claim.proposed_at)
-            if claim.root == self.derivation.root(index) or key in self.disputed:
+            root, proposer, proposed_at = self.inbox.proposal(index)
+            key = (index, root, proposed_at)
+            if root == self.derivation.root(index) or key in self.disputed:
                 continue
-            if claim.proposer == self.address or now > claim.proposed_at + self.params.challenge_window:
+            if proposer == self.address or now > proposed_at + self.params.challenge_window:
                 continue
             preimage = self.inbox.preimage(self.derivation.batches[index])
             game_id = self.game.open(self.account, index, preimage)
             self.disputed.add(key)
-            log.info("claim %d: root 0x%s is wrong; opened game %d", index, claim.root.hex()[:12], game_id)
+            log.info("claim %d: root 0x%s is wrong; opened game %d", index, root.hex()[:12], game_id)
 
     def _move(self, state: GameState) -> None:
         game_id = state.game_id

@@ -39,7 +39,7 @@ class Derivation:
     def sync(self) -> int:
         """Replays the batches appended since the last sync; returns how many batches there are."""
         state = self.states[-1] if self.states else State()
-        head = chain.blocks.head.number
+        head = chain.provider.web3.eth.block_number
         first = max(self.start_block, self.next_block)
         for appended in self.inbox.batches(first, head) if first <= head else []:
             if appended.index < len(self.batches):

@@ -12,7 +12,7 @@ from ape import chain
 from ape.contracts import ContractInstance
 from pydantic import BaseModel
 
-from offchain.chain.calls import event, transact, view
+from offchain.chain.calls import event, logs, transact, view
 from offchain.errors import InvalidInput
 from offchain.hashing import keccak
 from offchain.l2.batch import Batch
@@ -117,13 +117,13 @@ class Inbox:
 
     def queue_entries(self, first_block: int, last_block: int) -> dict[int, QueueEntry]:
         """The entries queued in L1 blocks `first_block` … `last_block`, by queue index."""
-        logs = [
-            *self.contract.Deposited.range(first_block, last_block + 1),
-            *self.contract.RecordQueued.range(first_block, last_block + 1),
+        found = [
+            *logs(self.contract, "Deposited", first_block, last_block),
+            *logs(self.contract, "RecordQueued", first_block, last_block),
         ]
         entries: dict[int, QueueEntry] = {}
         times: dict[int, int] = {}
-        for log in logs:
+        for log in found:
             args = log.event_arguments
             if log.event_name == "Deposited":
                 record = deposit_record(args["depositIndex"], args["to"], args["token"], args["amount"])
@@ -177,6 +177,12 @@ class Inbox:
         receipt = transact(self.contract, "finalize", max_count, sender=sender)
         return len(list(receipt.decode_logs(self.contract.ClaimFinalized)))
 
+    def proposal(self, index: int) -> tuple[bytes, str, int]:
+        """The root claimed for batch `index`, its proposer and its time: one view of the three
+        `claim` reads (a watchtower checks every open claim each round)."""
+        raw = view(self.contract, "claimOf", index)
+        return bytes(raw.root), str(raw.proposer), int(raw.proposedAt)
+
     def claim(self, index: int) -> Claim:
         raw = view(self.contract, "claimOf", index)
         return Claim(
@@ -194,7 +200,7 @@ class Inbox:
         order, from the inbox's events."""
         stop = chain.blocks.head.number if stop_block is None else stop_block
         out = []
-        for log in self.contract.BatchAppended.range(start_block, stop + 1):
+        for log in logs(self.contract, "BatchAppended", start_block, stop):
             out.append(_appended(log.event_arguments, log.block_number, str(log.transaction_hash)))
         return sorted(out, key=lambda b: b.index)
 
