@@ -483,6 +483,28 @@ def test_derivation__replays_l1_data_and_proves_a_withdrawal_the_inbox_pays(
         derivation.withdrawal_proof(1, L2_ADDRS[0], 1)
 
 
+def test_derivation__each_sync_reads_only_the_blocks_since_the_last(chain, inbox, sequencer, alice):
+    """A sync finds a batch appended after the last one, reads no block twice, and keeps a batch
+    its poster added with `extend` (its own state) instead of replaying it."""
+    inbox.append_batch(sequencer, Batch((_block(chain),)))
+    derivation = Derivation(inbox, CHAIN_ID)
+    assert derivation.sync() == 1
+    first_empty = chain.blocks.head.number + 1
+    assert derivation.next_block == first_empty
+    inbox.deposit_eth(alice, L2_ADDRS[0], 10**18)  # blocks without a batch
+    chain.mine(2)
+    assert derivation.sync() == 1 and derivation.next_block == chain.blocks.head.number + 1
+    assert inbox.batches(first_empty, chain.blocks.head.number) == []
+    deposit = decode(inbox.pending_queue()[0].record)
+    inbox.append_batch(sequencer, Batch((_block(chain, deposit),)))
+    assert [b.index for b in inbox.batches(first_empty)] == [1]
+    assert derivation.sync() == 2 and derivation.root(1) != derivation.root(0)
+    inbox.append_batch(sequencer, Batch((_block(chain),)))
+    own = derivation.states[1]  # the poster's state after its empty batch: the same root
+    derivation.extend(inbox.batches()[-1], own)
+    assert derivation.sync() == 3 and derivation.states[2] is own
+
+
 def test_escrow__a_service_bounty_pays_the_sequencer_per_final_batch(
     project, chain, deployer, registries, inbox, sequencer, sequencer_set, mallory, params
 ):
