@@ -97,6 +97,7 @@ class FacilitatorClient:
         self.url = url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def verify(self, request: FacilitatorRequest) -> VerifyResponse:
         return VerifyResponse.model_validate(await self._post("/verify", request))
@@ -105,8 +106,10 @@ class FacilitatorClient:
         return SettleResponse.model_validate(await self._post("/settle", request))
 
     async def _post(self, path: str, request: FacilitatorRequest) -> dict:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            # First use, or a server started anew (on a loop of its own) with this middleware.
+            self._session, self._loop = aiohttp.ClientSession(timeout=self._timeout), loop
         try:
             async with self._session.post(f"{self.url}{path}", json=request.wire()) as response:
                 if response.status != 200:
