@@ -98,7 +98,7 @@ def logs(contract: ContractInstance, name: str, first_block: int, last_block: in
             "address": contract.address,
             "fromBlock": first_block,
             "toBlock": last_block,
-            "topics": ["0x" + keccak(text=abi.selector).hex().removeprefix("0x")],
+            "topics": ["0x" + keccak(text=abi.selector).hex()],
         }
     )
     return list(getattr(contract, name).range(first_block, last_block + 1)) if found else []
