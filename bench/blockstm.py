@@ -12,7 +12,8 @@ state root, interleaved round by round so that a slow spell hits them all:
   computing the root (one subtree each): the strongest pipeline without parallel execution;
 - processes: Block-STM with its execution tasks in the same pool (`executor/processes.py`),
   as run by default: a chunk goes to the workers to execute when the parent has fallen behind
-  them ("chunks in workers" counts them), else the parent executes it;
+  them ("chunks in workers" counts them) and its footprint shows no conflict with the chunks
+  before it ("kept", counted after the slash), else the parent executes it;
 - speculative: the same with every chunk executed in the workers (speculation="always"), what
   the executor does once there are cores enough for the workers to outrun the parent.
 Goals on a 2-core machine (issue 15): processes at least 1.0 x pooled at every level, and at
@@ -25,6 +26,11 @@ transaction: speedup(N) = single-process time / (serial + parallel / N). It assu
 keeps splitting into at least N tasks (the chunks and subtrees get finer as the pool grows):
 a projection from this machine's measurements, not a measurement on N cores.
 
+The bench runs with the thread switch interval that `ape run sequencer` sets (1 ms): the pool's
+threads in this process hand the workers their tasks and take back their results, and with
+Python's default 5 ms they wait that long for the GIL behind the executing thread (single runs
+one thread, so it is unaffected).
+
 Run from the repository root:
   python bench/blockstm.py [--txs 10000] [--workers 2] [--rounds 5]
 Writes reports/bench/blockstm.json. It reports; it does not assert.
@@ -36,6 +42,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -101,6 +108,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes in the pool")
     parser.add_argument("--rounds", type=int, default=5, help="runs of each executor per level (medians)")
     options = parser.parse_args()
+    sys.setswitchinterval(0.001)  # as `ape run sequencer` does: see the docstring
     console = Console(width=175)
     n = options.txs
 
@@ -190,6 +198,7 @@ def main() -> None:
                         "aborted_chunks": profiles[-1].aborted_chunks,
                         "reexecuted": profiles[-1].reexecuted,
                         "speculated_chunks_auto": statistics.median(q.speculated_chunks for q in auto),
+                        "predicted_conflicts_auto": statistics.median(q.predicted_conflicts for q in auto),
                         "serial_us_per_tx": 1e6 * s,
                         "parallel_us_per_tx": 1e6 * p,
                         "single_us_per_tx": 1e6 * single / n,
@@ -210,7 +219,7 @@ def main() -> None:
         "processes / pooled",
         "processes / single",
         "pooled / single",
-        "chunks in workers",
+        "chunks in workers / kept",
         "speculative: re-executed",
     ):
         table.add_column(column, justify="left" if column == "contention" else "right")
@@ -222,7 +231,7 @@ def main() -> None:
             _spread(row["processes_over_pooled"]),
             _spread(row["processes_over_single"]),
             _spread(row["pooled_over_single"]),
-            f"{row['speculated_chunks_auto']:.0f}",
+            f"{row['speculated_chunks_auto']:.0f} / {row['predicted_conflicts_auto']:.0f}",
             f"{row['reexecuted']:,} ({row['aborted_chunks']} aborted)",
         )
     console.print(table)

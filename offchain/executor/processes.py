@@ -20,7 +20,10 @@ is a few microseconds of Python; its signature, ten times that). So by default (
 is speculated only when the parent has fallen behind the workers (a later chunk's result is
 already waiting when it is sent): with two cores the workers' signature checks are the
 bottleneck and the parent executes, as the sequential pipeline does; with more, the workers
-outrun the parent and take the execution over. After a chunk fails validation, the chunks not
+outrun the parent and take the execution over. Nor does "auto" speculate a chunk that would read
+an account a chunk before it writes (`Footprint`: a sender that an earlier transaction sent from
+or paid, a deposit after a deposit): it would fail validation, after costing its worker the
+execution and the parent its re-execution. After a chunk fails validation anyway, the chunks not
 yet sent go out as signature checks only (one hot sender makes every chunk conflict).
 """
 
@@ -35,7 +38,7 @@ from pathlib import Path
 from typing import Literal
 
 from offchain.executor.merkle import BLOCK_DEPTH
-from offchain.l2.codec import Tx
+from offchain.l2.codec import Deposit, Tx
 from offchain.l2.stf import BlockContext, Credit, Reader, Status, Writes, apply_tx, signature_ok
 from offchain.l2.store import StateStore, StoreError, begin_read, reader_db
 
@@ -56,6 +59,41 @@ def chunk_starts(n: int, first: int = FIRST_CHUNK) -> list[int]:
         start += size
         size = min(2 * size, LARGEST_CHUNK, max(first, (n - start) // 4))
     return starts
+
+
+class Footprint:
+    """Predicts, from the transactions alone, whether a chunk would read a location the chunks
+    before it write: a sender's nonce, balance or authorizations that an earlier transaction
+    sent from, paid or credited a fee to, or the deposit index after an earlier deposit. Accounts
+    stand for their locations (every token), so it may see a conflict that is not there, never
+    the other way round for well-formed addresses; validation decides either way."""
+
+    _DEPOSITS = "deposits"  # the deposit index leaf, which every deposit reads and writes
+
+    def __init__(self, txns: list[Tx], bounds: list[int], sequencer: str):
+        self._txns, self._bounds = txns, bounds
+        self._written: set[str] = {sequencer}  # every fee credits it
+        self._scanned = 0  # chunks whose writes `_written` holds
+
+    def conflicts(self, chunk: int) -> bool:
+        """Whether chunk `chunk` reads an account a chunk before it writes."""
+        written, txns = self._written, self._txns
+        for earlier in range(self._scanned, chunk):
+            for tx in txns[self._bounds[earlier] : self._bounds[earlier + 1]]:
+                if tx.__class__ is Deposit:
+                    written.add(self._DEPOSITS)
+                    written.add(tx.to)
+                else:
+                    written.add(tx.sender)  # type: ignore[union-attr]
+                    to = getattr(tx, "to", None)
+                    if to is not None:
+                        written.add(to)
+        self._scanned = max(self._scanned, chunk)
+        lo, hi = self._bounds[chunk], self._bounds[chunk + 1]
+        return any(
+            (self._DEPOSITS if tx.__class__ is Deposit else tx.sender) in written  # type: ignore[union-attr]
+            for tx in txns[lo:hi]
+        )
 
 
 @dataclass
@@ -86,6 +124,7 @@ class ParentProfile:
     merge: float = 0.0  # committing valid chunks' writes
     execute: float = 0.0  # running aborted and unspeculated chunks
     speculated_chunks: int = 0  # chunks sent to be executed in a worker
+    predicted_conflicts: int = 0  # chunks "auto" kept in the parent, as their footprint conflicts
     root: float = 0.0  # the block's state root, sent to and joined from the workers
     aborted_chunks: int = 0
     reexecuted: int = 0  # transactions whose incarnation in the parent counted
@@ -223,14 +262,19 @@ def execute_in_processes(
     bounds = [*starts, len(txns)]
     futures: dict[int, Future[ChunkResult]] = {}
     contended = False
+    footprint = Footprint(txns, bounds, ctx.sequencer)
 
     def send(chunk: int) -> None:
         lo, hi = bounds[chunk], bounds[chunk + 1]
         checks = None if known is None else bytes(known[lo:hi])
-        behind = speculation == "always" or (
-            speculation == "auto" and any(future.done() for future in futures.values())
-        )
-        speculate = behind and not contended
+        if speculation == "always":
+            speculate = not contended
+        else:
+            behind = speculation == "auto" and any(future.done() for future in futures.values())
+            speculate = behind and not contended
+            if speculate and footprint.conflicts(chunk):
+                speculate = False
+                profile.predicted_conflicts += 1
         profile.speculated_chunks += speculate
         job = (path, base_root, ctx, txns[lo:hi], checks, speculate, per_tx, depth)
         futures[chunk] = pool.submit(_execute_chunk, job)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from offchain.executor.block import commit_writes, run_block
 from offchain.executor.merkle import worker_pool
-from offchain.executor.processes import execute_in_processes
+from offchain.executor.processes import Footprint, execute_in_processes
 from offchain.l2.codec import Deposit
 from offchain.l2.stf import apply_block, signature_ok
 from offchain.l2.store import StateStore, StoreError
@@ -17,6 +17,7 @@ from tests.l2_blocks import ADDRS, CTX, TOKEN, deposits, signed_tx
 from tests.property.test_blockstm import SPREAD, blocks, contention_free_blocks
 
 pytestmark = pytest.mark.fuzzing
+SEQUENCER = 7  # CTX.sequencer is ADDRS[7]
 QUIET = [HealthCheck.function_scoped_fixture]
 CHUNKS = st.sampled_from([1, 2, 3, 5, 64])  # transactions in the first task
 SPECULATION = st.sampled_from(["always", "always", "auto", "never"])
@@ -137,3 +138,34 @@ def test_processes__refuse_a_state_that_is_not_the_stores_latest(store, genesis,
         run_block(genesis, CTX, txs, "processes", store=store)
     with pytest.raises(ValueError, match="no executor 'gpu'"):
         run_block(genesis, CTX, txs, "gpu")  # type: ignore[arg-type]
+
+
+def _second_chunk_conflicts(first: list, second: list) -> bool:
+    txs = first + second
+    return Footprint(txs, [0, len(first), len(txs)], CTX.sequencer).conflicts(1)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "conflicts"),
+    [
+        pytest.param([(0, 1), (2, 3)], [(4, 5), (5, 4)], False, id="disjoint senders"),
+        pytest.param([(0, 1), (2, 1)], [(3, 1), (4, 1)], False, id="a hot receiver: blind credits"),
+        pytest.param([(0, 1), (2, 3)], [(4, 5), (1, 6)], True, id="sends what was credited"),
+        pytest.param([(0, 1)], [(0, 2)], True, id="a hot sender"),
+        pytest.param([(0, 1)], [(SEQUENCER, 2)], True, id="the sequencer, paid every fee, sends"),
+    ],
+)
+def test_footprint__predicts_a_chunk_that_reads_what_a_chunk_before_it_writes(first, second, conflicts):
+    def transfers(pairs):
+        return [signed_tx("transfer", a, b, 1, 0) for a, b in pairs]
+
+    assert _second_chunk_conflicts(transfers(first), transfers(second)) is conflicts
+
+
+def test_footprint__deposits_read_the_deposit_index_and_credit_their_receiver():
+    assert _second_chunk_conflicts([Deposit(0, ADDRS[1], TOKEN, 5)], [Deposit(1, ADDRS[2], TOKEN, 5)])
+    assert _second_chunk_conflicts([Deposit(0, ADDRS[1], TOKEN, 5)], [signed_tx("transfer", 1, 2, 1, 0)])
+    assert not _second_chunk_conflicts([signed_tx("transfer", 1, 2, 1, 0)], [Deposit(0, ADDRS[3], TOKEN, 5)])
+    withdraw, auth = signed_tx("withdraw", 3, 4, 1, 0), signed_tx("authorization", 5, 6, 1, 0)
+    assert not _second_chunk_conflicts([withdraw], [auth])  # a withdrawal's recipient is on L1
+    assert _second_chunk_conflicts([auth], [signed_tx("transfer", 6, 0, 1, 0)])
