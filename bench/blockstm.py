@@ -6,7 +6,8 @@ Each block holds N signed L2 transfers (10,000 by default) on a state of funded 
 - 10 hot senders / 1 hot sender: every transaction comes from one of 10 senders, or from the
   same one, each sender's nonces in turn, so that a transaction reads what an earlier one wrote.
 The executors, each checking every signature (recovery included) and computing the block's
-state root, interleaved round by round so that a slow spell hits them all:
+state root, interleaved round by round so that a slow spell hits them all (every other round in
+reverse order, so that none always runs right after another):
 - single: sequential execution in one process, no workers;
 - pooled: sequential execution with the worker pool checking the signatures meanwhile and
   computing the root (one subtree each): the strongest pipeline without parallel execution;
@@ -32,7 +33,7 @@ Python's default 5 ms they wait that long for the GIL behind the executing threa
 one thread, so it is unaffected).
 
 Run from the repository root:
-  python bench/blockstm.py [--txs 10000] [--workers 2] [--rounds 5]
+  python bench/blockstm.py [--txs 10000] [--workers 2] [--rounds 7]
 Writes reports/bench/blockstm.json. It reports; it does not assert.
 """
 
@@ -106,7 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--txs", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="processes in the pool")
-    parser.add_argument("--rounds", type=int, default=5, help="runs of each executor per level (medians)")
+    parser.add_argument("--rounds", type=int, default=7, help="runs of each executor per level (medians)")
     options = parser.parse_args()
     sys.setswitchinterval(0.001)  # as `ape run sequencer` does: see the docstring
     console = Console(width=175)
@@ -159,8 +160,8 @@ def main() -> None:
                 expected = expected_of[level]
                 seconds: dict[str, list[float]] = {name: [] for name in EXECUTORS}
                 serial, parallel, profiles, auto = [], [], [], []
-                for _ in range(options.rounds):
-                    for name in EXECUTORS:
+                for round_ in range(options.rounds):
+                    for name in EXECUTORS if round_ % 2 == 0 else EXECUTORS[::-1]:
                         cpu, workers = time.process_time(), _workers_cpu(pool)
                         took, executed = run(name, txs)
                         if (executed.state.root, executed.statuses) != (
