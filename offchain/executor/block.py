@@ -24,7 +24,7 @@ from itertools import pairwise
 from typing import Literal
 
 from offchain.executor.blockstm import BlockStats, Signed, execute_parallel, execute_sequential
-from offchain.executor.merkle import BLOCK_DEPTH, parallel_roots, submit_block_root, submit_roots
+from offchain.executor.merkle import BLOCK_DEPTH, parallel_roots, submit_roots
 from offchain.executor.processes import ParentProfile, Speculation, chunk_starts, execute_in_processes
 from offchain.hashing import keccak
 from offchain.l2.codec import Tx
@@ -138,15 +138,7 @@ def _run(
         stats = BlockStats(
             len(txns), block.incarnations, profile.aborted_chunks, 0, time.perf_counter() - started
         )
-        mark = time.perf_counter()
-        try:
-            block_root = submit_block_root(store, state.root, block.shards, pool)
-            new_state = state.merged(block.merged(), state.root)  # while the workers hash
-            new_state.root = block_root()
-            roots = parallel_roots(store, state.root, writes, pool, keep_nodes=False) if trace else None
-            return ExecutedBlock(new_state, statuses, writes, roots, stats, profile)
-        finally:
-            profile.root = time.perf_counter() - mark
+        merged = block.merged
     else:
         signed = known.__getitem__ if known is not None else verify_signatures(txns, ctx, pool)
         if executor == "threads" and not small:

@@ -173,18 +173,6 @@ def submit_roots(
     return _submit(store, root, len(per_tx), steps, pool, depth, keep_nodes)
 
 
-def submit_block_root(
-    store: StateStore, root: bytes, shards: list[dict], pool: PoolExecutor, depth: int = BLOCK_DEPTH
-) -> Callable[[], bytes]:
-    """The block's root from its writes already split by subtree (`shards[i]`: the writes whose
-    key's first `depth` bits are i), as `submit_roots` sends it; the new nodes are kept."""
-    if len(shards) != 1 << depth:
-        raise ValueError(f"{1 << depth} subtrees at depth {depth}, not {len(shards)}")
-    steps = [[(0, changes)] if changes else [] for changes in shards]
-    collect = _submit(store, root, 1, steps, pool, depth, True)
-    return lambda: collect()[0]
-
-
 def _submit(
     store: StateStore,
     root: bytes,

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from offchain.executor.merkle import BLOCK_DEPTH
 from offchain.l2.codec import Deposit, Tx
 from offchain.l2.stf import BlockContext, Credit, Reader, Status, Writes, apply_tx, signature_ok
 from offchain.l2.store import StateStore, StoreError, begin_read, reader_db
@@ -100,16 +99,15 @@ class Footprint:
 class ChunkResult:
     """What a worker sends back for one chunk (`statuses` None: signatures only).
 
-    The chunk's writes come split by subtree of the state tree (`merkle.BLOCK_DEPTH`), as the root
-    needs them. Its read set is `reads` with the locations it wrote: a location a chunk writes
-    it has read first (a balance, a nonce) or no chunk before it can have written (a withdrawal,
-    its sender's nonce aside), so the writes need not be sent twice."""
+    Its read set is `reads` with the locations it wrote: a location a chunk writes it has read
+    first (a balance, a nonce) or no chunk before it can have written (a withdrawal, its
+    sender's nonce aside), so the writes need not be sent twice."""
 
     signed: bytes  # signature_ok of each transaction, one byte each
     statuses: bytes | None = None  # each transaction's status, one byte each
     reads: set[bytes] = field(default_factory=set)  # base locations read and not written
-    written: list[dict[bytes, bytes | None]] = field(default_factory=list)  # absolute writes, by subtree
-    credits: list[dict[bytes, int]] = field(default_factory=list)  # blind credits summed, by subtree
+    written: dict[bytes, bytes | None] = field(default_factory=dict)  # absolute writes
+    credits: dict[bytes, int] = field(default_factory=dict)  # blind credits, summed
     per_tx: list[Writes] | None = None  # each transaction's writes (credits as `Credit`), if asked
     cpu_seconds: float = 0.0
 
@@ -136,16 +134,16 @@ _ABSENT = object()
 
 
 def _execute_chunk(
-    job: tuple[str, bytes, BlockContext, list[Tx], bytes | None, bool, bool, int],
+    job: tuple[str, bytes, BlockContext, list[Tx], bytes | None, bool, bool],
 ) -> ChunkResult:
     """Checks a chunk's signatures and, with `speculate`, executes it on the base state `root`."""
-    path, root, ctx, txns, known, speculate, per_tx, depth = job
+    path, root, ctx, txns, known, speculate, per_tx = job
     started = time.process_time()
     signed = known if known is not None else bytes(signature_ok(tx, ctx) for tx in txns)
     result = ChunkResult(signed)
     if speculate:
         try:
-            _speculate(path, root, ctx, txns, signed, per_tx, depth, result)
+            _speculate(path, root, ctx, txns, signed, per_tx, result)
         except OverflowError:  # credits past 16 bytes: only a speculative state holds them
             result = ChunkResult(signed)  # the parent runs the chunk (and raises if it was real)
     result.cpu_seconds = time.process_time() - started
@@ -159,7 +157,6 @@ def _speculate(
     txns: list[Tx],
     signed: bytes,
     per_tx: bool,
-    depth: int,
     out: ChunkResult,
 ) -> None:
     meta = reader_db(path, b"meta")
@@ -202,14 +199,11 @@ def _speculate(
             if per_tx:
                 writes_of.append(writes)
     out.statuses = bytes(statuses)
-    shift = 8 - depth
-    out.written = [{} for _ in range(1 << depth)]
-    out.credits = [{} for _ in range(1 << depth)]
     for key, value in local.items():
         if value.__class__ is Credit:
-            out.credits[key[0] >> shift][key] = value.amount  # type: ignore[union-attr]
+            out.credits[key] = value.amount  # type: ignore[union-attr]
         else:
-            out.written[key[0] >> shift][key] = value  # type: ignore[assignment]
+            out.written[key] = value  # type: ignore[assignment]
             base_reads.discard(key)
     out.reads = base_reads
     out.per_tx = writes_of if per_tx else None
@@ -221,17 +215,11 @@ def _speculate(
 @dataclass
 class ProcessBlock:
     statuses: list[Status]
-    shards: list[Writes]  # the block's writes (each location's last), by subtree
+    merged: Writes  # the block's writes over its base (each location's last)
     writes: list[Writes] | None  # each transaction's writes in block order, when asked for
     incarnations: int
     profile: ParentProfile
     worker_cpu_seconds: float
-
-    def merged(self) -> Writes:
-        merged: Writes = {}
-        for shard in self.shards:
-            merged.update(shard)
-        return merged
 
 
 def execute_in_processes(
@@ -243,7 +231,6 @@ def execute_in_processes(
     pool: PoolExecutor,
     known: list[bool] | None = None,
     per_tx: bool = False,
-    depth: int = BLOCK_DEPTH,
     first_chunk: int = FIRST_CHUNK,
     speculation: Speculation = "auto",
 ) -> ProcessBlock:
@@ -276,7 +263,7 @@ def execute_in_processes(
                 speculate = False
                 profile.predicted_conflicts += 1
         profile.speculated_chunks += speculate
-        job = (path, base_root, ctx, txns[lo:hi], checks, speculate, per_tx, depth)
+        job = (path, base_root, ctx, txns[lo:hi], checks, speculate, per_tx)
         futures[chunk] = pool.submit(_execute_chunk, job)
 
     clock = time.perf_counter
@@ -285,16 +272,15 @@ def execute_in_processes(
         send(chunk)
     profile.send += clock() - mark
 
-    shift = 8 - depth
-    shards: list[Writes] = [{} for _ in range(1 << depth)]  # committed writes: the block over `base`
-    written: set[bytes] = set()  # the locations they cover
+    # The committed writes, the block's so far over `base`: what later chunks read, and what a
+    # speculated chunk's reads must miss to be valid.
+    overlay: Writes = {}
     statuses: list[Status] = []
     writes_of: list[Writes] = []
     incarnations, worker_cpu = 0, 0.0
 
     def read(key: bytes) -> bytes | None:
-        shard = shards[key[0] >> shift]
-        return shard[key] if key in shard else base.get(key)
+        return overlay[key] if key in overlay else base.get(key)
 
     for chunk in range(len(starts)):
         mark = clock()
@@ -310,19 +296,16 @@ def execute_in_processes(
         if result.statuses is not None:
             incarnations += hi - lo
             mark = clock()
-            valid = written.isdisjoint(result.reads) and all(
-                written.isdisjoint(shard) for shard in result.written
-            )
+            committed = overlay.keys()
+            valid = committed.isdisjoint(result.reads) and committed.isdisjoint(result.written)
             profile.validate += clock() - mark
             if valid:
                 mark = clock()
                 statuses.extend(STATUSES[s] for s in result.statuses)
                 if per_tx:
-                    writes_of.extend(_resolve_per_tx(result.per_tx or [], read, shards, shift))
+                    writes_of.extend(_resolve_per_tx(result.per_tx or [], read, overlay))
                 else:
-                    _commit_chunk(result, read, shards)
-                for part in (*result.written, *result.credits):
-                    written.update(part)
+                    _commit_chunk(result, read, overlay)
                 profile.merge += clock() - mark
                 continue
             profile.aborted_chunks += 1
@@ -332,14 +315,12 @@ def execute_in_processes(
         profile.reexecuted += hi - lo
         for tx, ok in zip(txns[lo:hi], result.signed, strict=True):
             status, writes = apply_tx(tx, ctx, read, bool(ok))
-            for key, value in writes.items():
-                shards[key[0] >> shift][key] = value
-            written.update(writes)
+            overlay.update(writes)
             statuses.append(status)
             if per_tx:
                 writes_of.append(writes)
         profile.execute += clock() - mark
-    return ProcessBlock(statuses, shards, writes_of if per_tx else None, incarnations, profile, worker_cpu)
+    return ProcessBlock(statuses, overlay, writes_of if per_tx else None, incarnations, profile, worker_cpu)
 
 
 def _credit(read: Reader, key: bytes, amount: int) -> bytes | None:
@@ -348,22 +329,18 @@ def _credit(read: Reader, key: bytes, amount: int) -> bytes | None:
     return total.to_bytes(16, "big") if total else None  # past 16 bytes raises, as `apply_tx` does
 
 
-def _commit_chunk(result: ChunkResult, read: Reader, shards: list[Writes]) -> None:
+def _commit_chunk(result: ChunkResult, read: Reader, overlay: Writes) -> None:
     """A valid chunk's writes over the block's so far: its credits land on the values below."""
-    for shard, written, credits in zip(shards, result.written, result.credits, strict=True):
-        if credits:
-            credited = {key: _credit(read, key, amount) for key, amount in credits.items()}
-            shard.update(written)
-            shard.update(credited)
-        else:
-            shard.update(written)
+    credited = {key: _credit(read, key, amount) for key, amount in result.credits.items()}
+    overlay.update(result.written)
+    overlay.update(credited)
 
 
-def _resolve_per_tx(per_tx: list[Writes], read: Reader, shards: list[Writes], shift: int) -> list[Writes]:
+def _resolve_per_tx(per_tx: list[Writes], read: Reader, overlay: Writes) -> list[Writes]:
     """A valid chunk's writes transaction by transaction, each credit made a value, committed."""
     for writes in per_tx:
         for key, value in writes.items():
             if value.__class__ is Credit:
                 value = writes[key] = _credit(read, key, value.amount)  # type: ignore[union-attr]
-            shards[key[0] >> shift][key] = value
+            overlay[key] = value
     return per_tx
