@@ -24,7 +24,7 @@ from itertools import pairwise
 from typing import Literal
 
 from offchain.executor.blockstm import BlockStats, Signed, execute_parallel, execute_sequential
-from offchain.executor.merkle import BLOCK_DEPTH, parallel_roots, submit_roots
+from offchain.executor.merkle import BlockWrites, parallel_roots, submit_block_root
 from offchain.executor.processes import ParentProfile, Speculation, chunk_starts, execute_in_processes
 from offchain.hashing import keccak
 from offchain.l2.codec import Tx
@@ -129,35 +129,40 @@ def _run(
     if executor == "processes" and not small and not in_store:
         raise ValueError("the processes executor needs the pool and the store whose latest state this is")
     started = time.perf_counter()
+    block: BlockWrites | None = None  # the writes as they were made, split when the pool roots them
     if executor == "processes" and not small:
         assert pool is not None and store is not None
-        block = execute_in_processes(
+        executed = execute_in_processes(
             txns, ctx, state.values, state.root, store, pool, known, per_tx=trace, speculation=speculation
         )
-        statuses, writes, profile = block.statuses, block.writes, block.profile
+        statuses, writes, profile = executed.statuses, executed.writes, executed.profile
+        block = executed.written
         stats = BlockStats(
-            len(txns), block.incarnations, profile.aborted_chunks, 0, time.perf_counter() - started
+            len(txns), executed.incarnations, profile.aborted_chunks, 0, time.perf_counter() - started
         )
-        merged = block.merged
     else:
         signed = known.__getitem__ if known is not None else verify_signatures(txns, ctx, pool)
         if executor == "threads" and not small:
             statuses, writes, stats = execute_parallel(txns, ctx, state.read, threads, signed)
         else:
-            statuses, writes, stats = execute_sequential(txns, ctx, state.read, signed)
+            block = BlockWrites() if in_store else None
+            statuses, writes, stats = execute_sequential(txns, ctx, state.read, signed, block)
         profile = ParentProfile(execute=time.perf_counter() - started)
-        mark = time.perf_counter()
-        merged = {}
-        for tx_writes in writes:
-            merged.update(tx_writes)
-        profile.merge = time.perf_counter() - mark
+    mark = time.perf_counter()
+    if block is None:  # Block-STM's threads, or no root in the pool: merged (and split) now
+        block = BlockWrites()
+        add = block.add if in_store else block.merged.update
+        for tx_writes in writes or []:
+            add(tx_writes)
+    merged = block.merged
+    profile.merge += time.perf_counter() - mark
     mark = time.perf_counter()
     try:
         if in_store:
             assert pool is not None and store is not None
-            block_root = submit_roots(store, state.root, [merged], pool, BLOCK_DEPTH)
+            block_root = submit_block_root(store, state.root, block, pool)
             new_state = state.merged(merged, state.root)  # while the workers hash: the root comes next
-            new_state.root = block_root()[0]
+            new_state.root = block_root()
             roots = parallel_roots(store, state.root, writes, pool, keep_nodes=False) if trace else None
             return ExecutedBlock(new_state, statuses, writes, roots, stats, profile)
         assert writes is not None

@@ -21,6 +21,7 @@ from bisect import bisect_left, insort
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from offchain.executor.merkle import BlockWrites
 from offchain.l2.codec import Tx
 from offchain.l2.stf import BlockContext, Credit, Reader, Status, Writes, apply_tx
 
@@ -381,11 +382,17 @@ def execute_parallel(
 
 
 def execute_sequential(
-    txns: list[Tx], ctx: BlockContext, storage: Reader, signed: Signed | None = None
+    txns: list[Tx],
+    ctx: BlockContext,
+    storage: Reader,
+    signed: Signed | None = None,
+    block: BlockWrites | None = None,
 ) -> tuple[list[Status], list[Writes], BlockStats]:
-    """The baseline: one transaction after another, with the same outputs as `execute_parallel`."""
+    """The baseline: one transaction after another, with the same outputs as `execute_parallel`.
+    With `block` (empty), the writes are collected there as they come, split for the root."""
     started = time.perf_counter()
-    overlay: Writes = {}
+    overlay: Writes = {} if block is None else block.merged
+    add = overlay.update if block is None else block.add
 
     def read(key: bytes) -> bytes | None:
         return overlay[key] if key in overlay else storage(key)
@@ -393,7 +400,7 @@ def execute_sequential(
     statuses, all_writes = [], []
     for txn, tx in enumerate(txns):
         status, writes = apply_tx(tx, ctx, read, None if signed is None else signed(txn))
-        overlay.update(writes)
+        add(writes)
         statuses.append(status)
         all_writes.append(writes)
     return statuses, all_writes, BlockStats(len(txns), len(txns), 0, 0, time.perf_counter() - started)

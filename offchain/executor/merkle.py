@@ -14,6 +14,8 @@ root after every transaction that touches it, and the parent joins the roots per
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor as PoolExecutor
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -41,14 +43,47 @@ BLOCK_DEPTH = 5
 TRACE_DEPTH = 3
 
 
+PIPE_BYTES = 1 << 20  # what Linux lets any process give a pipe (fs.pipe-max-size by default)
+
+
 def worker_pool(workers: int = 2) -> ProcessPoolExecutor:
     """Processes for signature checks and subtree updates. Spawned, not forked: a forked child
-    would inherit the parent's open LMDB environment, which LMDB forbids using across a fork."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    would inherit the parent's open LMDB environment, which LMDB forbids using across a fork.
+
+    Its two pipes (tasks out, results back) are widened from 64 KiB to hold a whole task or
+    result (a chunk of transactions, a subtree's new nodes: up to a few hundred KiB): otherwise
+    a worker stalls mid-write until this process, busy executing, is scheduled to drain the
+    pipe, and with two cores for three processes that wait is most of a worker's idle time."""
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+    queues = (getattr(pool, "_call_queue", None), getattr(pool, "_result_queue", None))  # no public handle
+    for queue in queues:
+        reader = getattr(queue, "_reader", None)
+        if reader is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
+            with contextlib.suppress(OSError):  # refused (a lower limit): the pipe keeps its size
+                fcntl.fcntl(reader.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    return pool
 
 
 Values = Mapping[bytes, bytes | None]  # leaf key -> raw value (None: delete)
 SubRoot = tuple[bytes, bool]  # a subtree's root hash, and whether it is a single leaf
+
+
+class BlockWrites:
+    """A block's writes as an executor makes them: each location's last (`merged`, what later
+    transactions read), and the same split by subtree (`shards`, the root's tasks). Splitting as
+    they come costs what one pass at the end would, but while the workers are still checking
+    signatures, not while they wait for their first subtree."""
+
+    def __init__(self, depth: int = BLOCK_DEPTH):
+        self.depth = depth
+        self.merged: dict[bytes, bytes | None] = {}
+        self.shards: list[dict[bytes, bytes | None]] = [{} for _ in range(1 << depth)]
+
+    def add(self, writes: Values) -> None:
+        self.merged.update(writes)
+        shards, shift = self.shards, 8 - self.depth
+        for key, value in writes.items():
+            shards[key[0] >> shift][key] = value
 
 
 # -- in the workers -----------------------------------------------------------------------------
@@ -171,6 +206,15 @@ def submit_roots(
             if changes:
                 steps[shard].append((index, changes))
     return _submit(store, root, len(per_tx), steps, pool, depth, keep_nodes)
+
+
+def submit_block_root(
+    store: StateStore, root: bytes, block: BlockWrites, pool: PoolExecutor
+) -> Callable[[], bytes]:
+    """`submit_roots` of a block's writes already split by subtree; the new nodes are kept."""
+    steps = [[(0, changes)] if changes else [] for changes in block.shards]
+    collect = _submit(store, root, 1, steps, pool, block.depth, True)
+    return lambda: collect()[0]
 
 
 def _submit(

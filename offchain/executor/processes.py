@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from offchain.executor.merkle import BlockWrites
 from offchain.l2.codec import Deposit, Tx
 from offchain.l2.stf import BlockContext, Credit, Reader, Status, Writes, apply_tx, signature_ok
 from offchain.l2.store import StateStore, StoreError, begin_read, reader_db
@@ -215,7 +216,7 @@ def _speculate(
 @dataclass
 class ProcessBlock:
     statuses: list[Status]
-    merged: Writes  # the block's writes over its base (each location's last)
+    written: BlockWrites  # the block's writes over its base (each location's last), split for the root
     writes: list[Writes] | None  # each transaction's writes in block order, when asked for
     incarnations: int
     profile: ParentProfile
@@ -274,7 +275,8 @@ def execute_in_processes(
 
     # The committed writes, the block's so far over `base`: what later chunks read, and what a
     # speculated chunk's reads must miss to be valid.
-    overlay: Writes = {}
+    block = BlockWrites()
+    overlay = block.merged
     statuses: list[Status] = []
     writes_of: list[Writes] = []
     incarnations, worker_cpu = 0, 0.0
@@ -303,9 +305,9 @@ def execute_in_processes(
                 mark = clock()
                 statuses.extend(STATUSES[s] for s in result.statuses)
                 if per_tx:
-                    writes_of.extend(_resolve_per_tx(result.per_tx or [], read, overlay))
+                    writes_of.extend(_resolve_per_tx(result.per_tx or [], read, block))
                 else:
-                    _commit_chunk(result, read, overlay)
+                    _commit_chunk(result, read, block)
                 profile.merge += clock() - mark
                 continue
             profile.aborted_chunks += 1
@@ -315,12 +317,12 @@ def execute_in_processes(
         profile.reexecuted += hi - lo
         for tx, ok in zip(txns[lo:hi], result.signed, strict=True):
             status, writes = apply_tx(tx, ctx, read, bool(ok))
-            overlay.update(writes)
+            block.add(writes)
             statuses.append(status)
             if per_tx:
                 writes_of.append(writes)
         profile.execute += clock() - mark
-    return ProcessBlock(statuses, overlay, writes_of if per_tx else None, incarnations, profile, worker_cpu)
+    return ProcessBlock(statuses, block, writes_of if per_tx else None, incarnations, profile, worker_cpu)
 
 
 def _credit(read: Reader, key: bytes, amount: int) -> bytes | None:
@@ -329,18 +331,18 @@ def _credit(read: Reader, key: bytes, amount: int) -> bytes | None:
     return total.to_bytes(16, "big") if total else None  # past 16 bytes raises, as `apply_tx` does
 
 
-def _commit_chunk(result: ChunkResult, read: Reader, overlay: Writes) -> None:
+def _commit_chunk(result: ChunkResult, read: Reader, block: BlockWrites) -> None:
     """A valid chunk's writes over the block's so far: its credits land on the values below."""
     credited = {key: _credit(read, key, amount) for key, amount in result.credits.items()}
-    overlay.update(result.written)
-    overlay.update(credited)
+    block.add(result.written)
+    block.add(credited)
 
 
-def _resolve_per_tx(per_tx: list[Writes], read: Reader, overlay: Writes) -> list[Writes]:
+def _resolve_per_tx(per_tx: list[Writes], read: Reader, block: BlockWrites) -> list[Writes]:
     """A valid chunk's writes transaction by transaction, each credit made a value, committed."""
     for writes in per_tx:
         for key, value in writes.items():
             if value.__class__ is Credit:
-                value = writes[key] = _credit(read, key, value.amount)  # type: ignore[union-attr]
-            overlay[key] = value
+                writes[key] = _credit(read, key, value.amount)  # type: ignore[union-attr]
+        block.add(writes)
     return per_tx

@@ -58,9 +58,13 @@ def test_processes__equal_sequential_chunk_by_chunk(
     state, roots = commit_writes(genesis, got.writes or [])
     assert roots == expected.roots
     assert state.values == expected.state.values
-    assert genesis.merged(got.merged, expected.state.root).values == expected.state.values
+    assert genesis.merged(got.written.merged, expected.state.root).values == expected.state.values
     untraced = execute_in_processes(txs, CTX, genesis.values, genesis.root, store, pool, **run)
-    assert (untraced.statuses, untraced.merged, untraced.writes) == (got.statuses, got.merged, None)
+    assert (untraced.statuses, untraced.written.merged, untraced.writes) == (
+        got.statuses,
+        got.written.merged,
+        None,
+    )
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=QUIET)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import sys
 from unittest import mock
 
 import pytest
@@ -9,7 +11,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offchain.executor.block import run_block
-from offchain.executor.merkle import _join, _subtrees, parallel_roots, submit_roots, worker_pool
+from offchain.executor.merkle import (
+    PIPE_BYTES,
+    BlockWrites,
+    _join,
+    _subtrees,
+    parallel_roots,
+    submit_block_root,
+    worker_pool,
+)
 from offchain.hashing import keccak
 from offchain.l2.codec import Deposit
 from offchain.l2.smt import EMPTY, SparseMerkleTree, internal_hash, leaf_hash, verify
@@ -31,6 +41,31 @@ SLOW = settings(
 def pool():
     with worker_pool(2) as executor:
         yield executor
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="pipe sizes are a Linux setting")
+def test_worker_pool__pipes_hold_a_whole_task_or_result(pool):
+    get_size = 1032  # F_GETPIPE_SZ, which the fcntl module does not name before Python 3.12
+    for queue in (pool._call_queue, pool._result_queue):
+        assert fcntl.fcntl(queue._reader.fileno(), get_size) == PIPE_BYTES
+
+
+@given(
+    writes=st.lists(
+        st.dictionaries(st.binary(min_size=32, max_size=32), st.none() | st.binary(min_size=1, max_size=16)),
+        max_size=6,
+    ),
+    depth=st.integers(1, 8),
+)
+def test_block_writes__split_each_locations_last_write_by_subtree(writes, depth):
+    block, expected = BlockWrites(depth), {}
+    for tx_writes in writes:
+        block.add(tx_writes)
+        expected.update(tx_writes)
+    assert block.merged == expected
+    assert len(block.shards) == 1 << depth
+    for shard, part in enumerate(block.shards):
+        assert part == {key: value for key, value in expected.items() if key[0] >> (8 - depth) == shard}
 
 
 # -- trees ----------------------------------------------------------------------------------------
@@ -302,7 +337,7 @@ def _genesis_store(path) -> tuple[StateStore, State]:
 
 def _spy():
     """Watches the block root being sent to the workers (run_block's path through processes)."""
-    return mock.patch("offchain.executor.block.submit_roots", wraps=submit_roots)
+    return mock.patch("offchain.executor.block.submit_block_root", wraps=submit_block_root)
 
 
 @pytest.fixture
