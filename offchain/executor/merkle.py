@@ -34,7 +34,7 @@ from offchain.l2.smt import (
     decode_node,
     internal_hash,
 )
-from offchain.l2.store import StateStore, begin_read, pack_nodes
+from offchain.l2.store import StateStore, begin_read
 
 # A block's root splits into 32 subtrees: the workers finish within a small subtree of each other
 # (with 8, one often idled for half of one at the end). A trace joins the subtree roots after
@@ -114,13 +114,13 @@ def _update_subtree(
     path, node_hash, depth, steps, keep = job
     with begin_read(path, b"nodes") as txn:
         nodes = _WorkerNodes(txn)
-        tree = SparseMerkleTree(nodes)
+        tree = SparseMerkleTree(nodes, created=[] if keep else None)
         roots = []
         for values in steps:
             changes = {key: None if value is None else keccak(value) for key, value in values.items()}
             node_hash = tree.update_at(node_hash, changes, depth)
             roots.append((node_hash, isinstance(nodes.get(node_hash), Leaf)))
-    return roots, pack_nodes(nodes.created) if keep else b""
+    return roots, b"".join(tree.created or ())
 
 
 # -- in the parent ------------------------------------------------------------------------------

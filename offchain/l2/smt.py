@@ -237,8 +237,11 @@ def _climb(node: bytes, key: bytes, siblings: tuple[bytes, ...]) -> bytes:
 class SparseMerkleTree:
     """Reads, batch updates and proofs over roots whose nodes live in `store`."""
 
-    def __init__(self, store: NodeStore | None = None):
+    def __init__(self, store: NodeStore | None = None, created: list[bytes] | None = None):
         self.store: NodeStore = store if store is not None else {}  # type: ignore[assignment]
+        # With a list, each node this tree makes is also appended as `hash ‖ encoding`: worker
+        # processes ship their new nodes so, the encoding being the hash preimage already built.
+        self.created = created
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -318,7 +321,7 @@ class SparseMerkleTree:
             return EMPTY
         if len(leaves) == 1:
             key, value_hash = leaves[0]
-            return self._put(leaf_hash(key, value_hash), Leaf(key, value_hash))
+            return self._put(_LEAF + key + value_hash, Leaf(key, value_hash))
         split = next((i for i, (key, _) in enumerate(leaves) if bit(key, depth)), len(leaves))
         return self._join(self._build(leaves[:split], depth + 1), self._build(leaves[split:], depth + 1))
 
@@ -330,10 +333,13 @@ class SparseMerkleTree:
             return left
         if left == EMPTY and isinstance(self.node(right), Leaf):
             return right
-        return self._put(internal_hash(left, right), Internal(left, right))
+        return self._put(_INTERNAL + left + right, Internal(left, right))
 
-    def _put(self, node_hash: bytes, node: Node) -> bytes:
+    def _put(self, encoding: bytes, node: Node) -> bytes:
+        node_hash = keccak(encoding)  # leaf_hash or internal_hash: the encoding is the preimage
         self.store[node_hash] = node
+        if self.created is not None:
+            self.created.append(node_hash + encoding)
         return node_hash
 
     def node(self, node_hash: bytes) -> Node:

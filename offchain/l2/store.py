@@ -62,12 +62,6 @@ def reader_db(path: str, db: bytes) -> object:
     return _readers[path][1][db]
 
 
-def pack_nodes(nodes: dict[bytes, Node]) -> bytes:
-    """Nodes as one byte string of `hash ‖ encoding` records: what worker processes send back
-    (one string crosses a process boundary far faster than a dict of tens of thousands)."""
-    return b"".join(node_hash + encode_node(node) for node_hash, node in nodes.items())
-
-
 class _Nodes:
     """The tree's node store: new nodes wait in memory until their block commits, as objects
     (built here) or packed (built by worker processes, unpacked only if one is read)."""
@@ -201,7 +195,7 @@ class StateStore:
         self._nodes.clear()
 
     def add_packed_nodes(self, packed: bytes) -> None:
-        """Nodes built elsewhere (worker processes), packed by `pack_nodes`; they commit with the block."""
+        """Nodes built elsewhere (worker processes) as `hash ‖ encoding` records (`SparseMerkleTree.created`); they commit with the block."""
         if len(packed) % PACKED_NODE:
             raise StoreError("packed nodes come in records of 97 bytes")
         if packed:

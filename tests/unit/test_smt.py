@@ -17,6 +17,7 @@ from offchain.l2.smt import (
     SmtError,
     SparseMerkleTree,
     encode_hint,
+    encode_node,
     internal_hash,
     leaf_hash,
     read_hint,
@@ -107,6 +108,19 @@ def test_batch_update__equals_one_by_one_and_any_order(state, changes):
     rebuilt = tree.update(EMPTY, {k: v for k, v in final.items() if v is not None})
     assert batched == rebuilt  # the root depends on the content only
     assert dict(tree.items(batched)) == {k: v for k, v in final.items() if v is not None}
+
+
+@given(state=states, changes=st.dictionaries(keys, st.one_of(st.none(), values), max_size=20))
+def test_created__records_each_new_node_as_hash_and_encoding(state, changes):
+    """What worker processes ship: every node the updates store, as `hash ‖ encoding`."""
+    store: dict = {}
+    tree = SparseMerkleTree(store, created=[])
+    tree.update(tree.update(EMPTY, state), changes)
+    records = {record[:32]: record[32:] for record in tree.created or []}
+    assert all(len(record) == 32 + 65 for record in tree.created or [])
+    assert records == {node_hash: encode_node(node) for node_hash, node in store.items()}
+    assert all(keccak(encoding) == node_hash for node_hash, encoding in records.items())
+    assert SparseMerkleTree().created is None  # by default nothing is recorded
 
 
 def test_old_roots__stay_readable():
