@@ -17,10 +17,11 @@ the worker made. Validation only ever looks at final values, so no ESTIMATE mark
 When to speculate (`Speculation`): a speculated chunk costs its worker the execution and both
 sides the shipping of its writes, which is more than the parent spends executing it (a transfer
 is a few microseconds of Python; its signature, ten times that). So by default ("auto") a chunk
-is speculated only when the parent has fallen behind the workers (a later chunk's result is
-already waiting when it is sent): with two cores the workers' signature checks are the
-bottleneck and the parent executes, as the sequential pipeline does; with more, the workers
-outrun the parent and take the execution over. Nor does "auto" speculate a chunk that would read
+is speculated only when the parent has fallen behind the workers (`BEHIND` later chunks' results
+already waiting when it is sent; one alone is a moment's delay, the parent descheduled on a
+busy machine): with two cores the workers' signature checks are the bottleneck and the parent
+executes, as the sequential pipeline does; with more, the workers outrun the parent and take the
+execution over. Nor does "auto" speculate a chunk that would read
 an account a chunk before it writes (`Footprint`: a sender that an earlier transaction sent from
 or paid, a deposit after a deposit): it would fail validation, after costing its worker the
 execution and the parent its re-execution. After a chunk fails validation anyway, the chunks not
@@ -47,6 +48,7 @@ from offchain.l2.store import StateStore, StoreError, begin_read, reader_db
 # again towards the end (a quarter of what is left), so that the workers finish together.
 FIRST_CHUNK, LARGEST_CHUNK = 64, 1024
 AHEAD = 4  # tasks sent before their turn to commit: the workers never wait for the parent
+BEHIND = 2  # of the AHEAD - 1 later tasks in flight, how many done show the parent is the bottleneck
 Speculation = Literal["auto", "always", "never"]
 STATUSES = list(Status)
 
@@ -258,7 +260,7 @@ def execute_in_processes(
         if speculation == "always":
             speculate = not contended
         else:
-            behind = speculation == "auto" and any(future.done() for future in futures.values())
+            behind = speculation == "auto" and sum(future.done() for future in futures.values()) >= BEHIND
             speculate = behind and not contended
             if speculate and footprint.conflicts(chunk):
                 speculate = False
