@@ -33,7 +33,7 @@ Python's default 5 ms they wait that long for the GIL behind the executing threa
 one thread, so it is unaffected).
 
 Run from the repository root:
-  python bench/blockstm.py [--txs 10000] [--workers 2] [--rounds 7]
+  python bench/blockstm.py [--txs 10000] [--workers 2] [--rounds 7] [--levels "none,1 hot sender"]
 Writes reports/bench/blockstm.json. It reports; it does not assert.
 """
 
@@ -66,6 +66,7 @@ REPORT = Path(__file__).resolve().parents[1] / "reports" / "bench" / "blockstm.j
 CHAIN, INBOX, TOKEN = 424_242, "0x" + "1b" * 20, "0x" + "0a" * 20
 CTX = BlockContext(chain_id=CHAIN, inbox=INBOX, timestamp=1_000, sequencer="0x" + "5e" * 20)
 EXECUTORS = ("single", "pooled", "processes", "speculative")
+LEVELS = ("none", "10 hot", "1 hot", "10 hot senders", "1 hot sender")
 CORES = (2, 4, 8, 16, 32)
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -103,27 +104,43 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.median(ordered):.2f} ({ordered[0]:.2f}-{ordered[-1]:.2f})"
 
 
+def _mean_and_error(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {2 * statistics.stdev(values) / len(values) ** 0.5:.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--txs", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2, help="processes in the pool")
     parser.add_argument("--rounds", type=int, default=7, help="runs of each executor per level (medians)")
+    parser.add_argument(
+        "--levels",
+        default=",".join(LEVELS),
+        help="contention levels to run, comma-separated (more rounds of fewer levels: finer ratios)",
+    )
     options = parser.parse_args()
+    levels = [level.strip() for level in options.levels.split(",") if level.strip()]
+    unknown = [level for level in levels if level not in LEVELS]
+    if unknown or not levels:
+        parser.error(f"no contention level {', '.join(unknown) or '(none given)'}: {', '.join(LEVELS)}")
     sys.setswitchinterval(0.001)  # as `ape run sequencer` does: see the docstring
     console = Console(width=175)
     n = options.txs
 
     with Progress(console=console, transient=True) as progress:
-        progress.add_task(f"Signing {5 * n:,} transactions", total=None)
+        progress.add_task(f"Signing {len(levels) * n:,} transactions", total=None)
         senders = _keys(n)
         distinct = [address for _, address in _keys(2 * n)[n:]]
-        blocks = {
-            "none": _block(senders, distinct, n),
-            "10 hot": _block(senders, distinct[:10], n),
-            "1 hot": _block(senders, distinct[:1], n),
-            "10 hot senders": _block(senders[:10], distinct, n),
-            "1 hot sender": _block(senders[:1], distinct, n),
+        shapes = {
+            "none": (senders, distinct),
+            "10 hot": (senders, distinct[:10]),
+            "1 hot": (senders, distinct[:1]),
+            "10 hot senders": (senders[:10], distinct),
+            "1 hot sender": (senders[:1], distinct),
         }
+        blocks = {level: _block(*shapes[level], n) for level in levels}
         deposits: list = [Deposit(i, a, TOKEN, 11 * n) for i, (_, a) in enumerate(senders)]
 
     rows = []
@@ -133,7 +150,7 @@ def main() -> None:
         store.commit(0, genesis)
         expected_of = {level: apply_block(genesis, CTX, txs) for level, txs in blocks.items()}
         store.discard()
-        run_block(genesis, CTX, blocks["none"][:2_000], "processes", pool=pool, store=store)  # start them
+        run_block(genesis, CTX, blocks[levels[0]][:2_000], "processes", pool=pool, store=store)  # start them
 
         def run(executor: str, txs: list) -> tuple[float, object]:
             store.discard()
@@ -265,15 +282,26 @@ def main() -> None:
         )
     console.print(profile)
 
-    ratio = {row["contention"]: statistics.median(row["processes_over_pooled"]) for row in rows}
-    limit = statistics.median(rows[0]["processes_over_single"]) / 2
-    at16 = rows[0]["amdahl"][16]
+    # The round-by-round ratios scatter by several percent on a shared VM: their mean and its
+    # standard error say how far a median from 1.0 is more than that noise.
     console.print(
-        f"Goals: processes >= 1.0 x pooled at every level: {'met' if min(ratio.values()) >= 1.0 else 'NOT met'} "
-        f"(lowest {min(ratio.values()):.2f} x, {min(ratio, key=ratio.get)}); "
-        f"no contention >= 95 % of the 2-core limit: {'met' if limit >= 0.95 else 'NOT met'} ({100 * limit:.0f} %); "
-        f"projected >= 6 x at 16 cores: {'met' if at16 >= 6 else 'NOT met'} ({at16:.1f} x)"
+        "processes / pooled, mean ± 2 standard errors of the rounds' ratios: "
+        + "; ".join(f"{row['contention']} {_mean_and_error(row['processes_over_pooled'])}" for row in rows)
     )
+    ratio = {row["contention"]: statistics.median(row["processes_over_pooled"]) for row in rows}
+    goals = [
+        f"processes >= 1.0 x pooled at every level: {'met' if min(ratio.values()) >= 1.0 else 'NOT met'} "
+        f"(lowest {min(ratio.values()):.2f} x, {min(ratio, key=ratio.get)})"
+    ]
+    free = next((row for row in rows if row["contention"] == "none"), None)
+    if free is not None:
+        limit = statistics.median(free["processes_over_single"]) / 2
+        at16 = free["amdahl"][16]
+        goals.append(
+            f"no contention >= 95 % of the 2-core limit: {'met' if limit >= 0.95 else 'NOT met'} ({100 * limit:.0f} %)"
+        )
+        goals.append(f"projected >= 6 x at 16 cores: {'met' if at16 >= 6 else 'NOT met'} ({at16:.1f} x)")
+    console.print("Goals: " + "; ".join(goals))
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(
         json.dumps({"txs": n, "workers": options.workers, "rounds": options.rounds, "rows": rows}, indent=2)
