@@ -27,6 +27,10 @@ transaction: speedup(N) = single-process time / (serial + parallel / N). It assu
 keeps splitting into at least N tasks (the chunks and subtrees get finer as the pool grows):
 a projection from this machine's measurements, not a measurement on N cores.
 
+The ratios of processes to pooled scatter round by round on a shared VM (a tenth either way is
+common): the bench prints their mean with two standard errors too, and `--levels` runs fewer
+levels so that more rounds fit in the same time.
+
 The bench runs with the thread switch interval that `ape run sequencer` sets (1 ms): the pool's
 threads in this process hand the workers their tasks and take back their results, and with
 Python's default 5 ms they wait that long for the GIL behind the executing thread (single runs
